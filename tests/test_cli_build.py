@@ -1,0 +1,60 @@
+"""`ncmflow build` as a user runs it: files written, summaries printed, bad input → exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from ncmflow.cli import app
+from ncmflow.structures.files import read_structure
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("kind", ["linio2", "li05nio2", "ncm811", "slab", "interface"])
+def test_build_writes_readable_file(tmp_path, kind):
+    out = tmp_path / f"{kind}.json"
+    result = runner.invoke(app, ["build", kind, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "formula" in result.output
+    assert len(read_structure(out)) > 0
+
+
+def test_build_cpan_and_migration(tmp_path):
+    assert runner.invoke(app, ["build", "cpan", "-o", str(tmp_path / "c.xyz")]).exit_code == 0
+    result = runner.invoke(app, ["build", "migration", "--model", "bare", "-o", str(tmp_path / "hop")])
+    assert result.exit_code == 0, result.output
+    start, end = (read_structure(tmp_path / "hop" / f"{n}.vasp") for n in ("start", "end"))
+    assert start.species == end.species
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["slab", "--facet", "110"], "unknown facet"),
+        (["cpan", "--degree", "1.5"], "[0, 1]"),
+        (["cpan", "--n-units", "1"], "n >= 2"),
+        (["linio2", "-o", "/no/such/dir/x.cif"], "does not exist"),
+        (["migration", "--model", "surface"], "unknown migration model"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    if "-o" not in args:
+        args = [*args, "-o", str(tmp_path / "x.cif")]
+    result = runner.invoke(app, ["build", *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_help_is_fast_and_has_examples():
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ncmflow.cli", "--help"],
+                         capture_output=True, text=True, check=True)
+    assert "torch" not in out.stderr and "pymatgen" not in out.stderr.split("ncmflow.cli")[0]
+    heavy = [line for line in out.stderr.splitlines() if "torch" in line or "jobflow" in line]
+    assert not heavy
+    for cmd in ["build"]:
+        assert "Example" in runner.invoke(app, [cmd, "--help"]).output
