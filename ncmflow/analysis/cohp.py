@@ -1,0 +1,169 @@
+"""Crystal orbital Hamilton populations: is the Ni–N contact a bond, and how strong?
+
+Sign convention throughout: −COHP > 0 is bonding, < 0 antibonding; −ICOHP at E_F (eV) is
+the bond-strength number. Spin channels are kept apart as "up"/"down" (a non-spin-polarized
+calculation has only "up"). Two sources: LOBSTER files (VASP) via pymatgen's readers, and
+`lcao_cohp`, the same quantity from LCAO matrices for a GPAW engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ncmflow.analysis.plotting import SPIN_STYLE, fermi_line, figure, save
+
+
+@dataclass
+class CohpResult:
+    """Pair-resolved −COHP of the selected bonds; energies are E − E_F (eV)."""
+
+    energies: np.ndarray
+    labels: list[str]  # LOBSTER bond numbers, as in ICOHPLIST.lobster ("21", …)
+    atoms: list[tuple[str, str]]  # LOBSTER atom names of each bond, e.g. ("Cl2", "Na1")
+    lengths: np.ndarray  # Å
+    minus_cohp: dict[str, np.ndarray]  # spin -> (n_bonds, n_energies)
+    minus_icohp_at_ef: dict[str, np.ndarray]  # spin -> (n_bonds,), eV, from ICOHPLIST
+
+    def as_dict(self) -> dict:
+        """Plain nested dict of lists for JSON stores."""
+        def plain(v):
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return v.tolist() if isinstance(v, np.ndarray) else v
+
+        return {k: plain(v) for k, v in asdict(self).items()}
+
+
+def _find(folder: Path, *names: str) -> Path:
+    for name in names:
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(f"{folder}: none of {', '.join(names)} (or .gz) found")
+
+
+def read_lobster_cohp(
+    folder: str | Path,
+    pair: tuple[str, str] | None = None,
+    max_length: float | None = None,
+    labels: list[str] | None = None,
+) -> CohpResult:
+    """Bonds of an element `pair` (e.g. ("Ni", "N")) and/or given `labels` from a LOBSTER run.
+
+    Needs COHPCAR.lobster, ICOHPLIST.lobster and CONTCAR (or POSCAR), optionally gzipped.
+    `max_length` (Å) keeps only first-shell contacts, which is usually what "the Ni–N bond"
+    means. The −ICOHP at E_F is LOBSTER's own number from ICOHPLIST.
+    """
+    from pymatgen.core import Structure
+    from pymatgen.io.lobster import Cohpcar, Icohplist
+
+    folder = Path(folder)
+    structure = Structure.from_file(_find(folder, "CONTCAR", "POSCAR"))
+    cohpcar = Cohpcar(filename=str(_find(folder, "COHPCAR.lobster")))
+    icohps = Icohplist(filename=str(_find(folder, "ICOHPLIST.lobster"))).icohplist
+    names = [f"{site.specie.symbol}{i + 1}" for i, site in enumerate(structure)]
+
+    chosen = []
+    for label, bond in cohpcar.cohp_data.items():
+        if label == "average" or (labels is not None and label not in labels):
+            continue
+        elements = sorted(structure[i].specie.symbol for i in bond["sites"])
+        if pair is not None and elements != sorted(pair):
+            continue
+        if max_length is not None and bond["length"] > max_length:
+            continue
+        if abs(icohps[label]["length"] - bond["length"]) > 1e-3:
+            raise ValueError(f"bond {label}: COHPCAR and ICOHPLIST disagree; different runs?")
+        chosen.append(label)
+    if not chosen:
+        raise ValueError(f"{folder}: no bonds match pair={pair}, max_length={max_length}")
+
+    spins = list(cohpcar.cohp_data[chosen[0]]["COHP"])
+    return CohpResult(
+        energies=np.asarray(cohpcar.energies, dtype=float),  # LOBSTER already puts E_F at 0
+        labels=chosen,
+        atoms=[tuple(names[i] for i in cohpcar.cohp_data[lb]["sites"]) for lb in chosen],
+        lengths=np.array([cohpcar.cohp_data[lb]["length"] for lb in chosen]),
+        minus_cohp={s.name: -np.array([cohpcar.cohp_data[lb]["COHP"][s] for lb in chosen])
+                    for s in spins},
+        minus_icohp_at_ef={s.name: -np.array([icohps[lb]["icohp"][s] for lb in chosen])
+                           for s in spins},
+    )
+
+
+def lcao_cohp(H, S, coeffs, eigenvalues, weights, orbitals_a, orbitals_b, efermi: float,
+              energies, width: float = 0.1) -> dict[str, np.ndarray | float]:
+    """COHP and COOP between orbital sets A and B from LCAO matrices (one spin channel).
+
+    COHP_AB(E) = Σ_nk w_k Σ_{μ∈A,ν∈B} Re[c*_nkμ (H_μν − E_F S_μν) c_nkν] δ(E − ε_nk), and COOP
+    the same with S_μν. H is shifted by E_F·S because in a non-orthogonal basis the COHP
+    depends on the energy zero (adding c·S to H adds c·COOP); referencing it to E_F makes the
+    result independent of each code's arbitrary potential zero.
+    Shapes (GPAW's C_nM convention, ψ_n = Σ_μ c_nμ φ_μ): H, S (nk, nao, nao); coeffs
+    (nk, nbands, nao); eigenvalues (nk, nbands); weights (nk,) including spin degeneracy
+    (as GPAW's kpt.weight). δ is a Gaussian of std `width` (eV). The integrated values use
+    sharp occupations ε_nk ≤ E_F. The sum is over ordered pairs: the full A–B bond is
+    COHP_AB + COHP_BA (= 2 COHP_AB), and Σ over all ordered atom pairs of ICOOP (Mulliken)
+    is the electron count. Returns energies, cohp, coop, minus_cohp, icohp, icoop (eV, e).
+    """
+    H, S, c = (np.asarray(x, dtype=complex) for x in (H, S, coeffs))
+    eps, w, energies = np.asarray(eigenvalues), np.asarray(weights), np.asarray(energies)
+    a, b = np.asarray(orbitals_a), np.asarray(orbitals_b)
+    ca, cb = c[:, :, a], c[:, :, b]
+
+    def population(matrix: np.ndarray) -> np.ndarray:  # (nk, nbands) weights of each state
+        block = matrix[:, a[:, None], b[None, :]]
+        return np.einsum("knm,kmv,knv->kn", ca.conj(), block, cb).real
+
+    cohp_nk = population(H - efermi * S)
+    coop_nk = population(S)
+    delta = np.exp(-0.5 * ((energies[:, None, None] - eps[None]) / width) ** 2)
+    delta *= w[None, :, None] / (width * np.sqrt(2 * np.pi))
+    occupied = w[:, None] * (eps <= efermi)
+    cohp = np.einsum("ekn,kn->e", delta, cohp_nk)
+    return {
+        "energies": energies - efermi,
+        "cohp": cohp,
+        "minus_cohp": -cohp,
+        "coop": np.einsum("ekn,kn->e", delta, coop_nk),
+        "icohp": float((occupied * cohp_nk).sum()),
+        "icoop": float((occupied * coop_nk).sum()),
+    }
+
+
+def plot_cohp(
+    results: dict[str, CohpResult],
+    path: str | Path,
+    energy_range: tuple[float, float] = (-8.0, 4.0),
+) -> Path:
+    """−COHP per bond (mean of the selected bonds) on x, bonding to the right, E − E_F on y.
+
+    The legend's −ICOHP is per bond, summed over spin channels.
+    """
+    with figure(width=3.8, height=4.6) as (fig, ax):
+        for i, (name, res) in enumerate(results.items()):
+            mask = (res.energies >= energy_range[0]) & (res.energies <= energy_range[1])
+            icohp = sum(v.mean() for v in res.minus_icohp_at_ef.values())
+            label = (f"{name}: {len(res.labels)}×{res.lengths.mean():.2f} Å\n"
+                     f"−ICOHP = {icohp:.3f} eV/bond")
+            for spin, curves in res.minus_cohp.items():
+                ax.plot(curves.mean(axis=0)[mask], res.energies[mask], color=f"C{i}",
+                        linestyle=SPIN_STYLE[spin], linewidth=1.2,
+                        label=label if spin == "up" else None)
+        if any(len(res.minus_cohp) == 2 for res in results.values()):
+            ax.text(0.97, 0.08, "solid: spin up\ndashed: spin down", transform=ax.transAxes,
+                    ha="right", fontsize=7, color="0.3")
+        ax.axvline(0.0, color="k", linewidth=0.6)
+        fermi_line(ax, orientation="horizontal")
+        ax.set_ylim(*energy_range)
+        ax.set_xlabel(r"$-$COHP (eV)")
+        ax.set_ylabel(r"$E - E_\mathrm{F}$ (eV)")
+        lim = max(abs(v) for v in ax.get_xlim())
+        ax.set_xlim(-lim, lim)
+        ax.text(0.97, 0.02, "bonding →", transform=ax.transAxes, ha="right", fontsize=8)
+        ax.text(0.03, 0.02, "← antibonding", transform=ax.transAxes, ha="left", fontsize=8)
+        ax.legend(loc="upper left", fontsize=7)
+        return save(fig, path)

@@ -1,0 +1,174 @@
+"""The paper's DFT protocol as one frozen object that every engine reads.
+
+Zheng et al., Nano-Micro Lett. 17:195 (2025), section 2.5: GGA-PBE with a Grimme dispersion
+correction, spin-polarized, 520 eV cutoff, BFGS to 1e-5 eV/atom, 0.02 eV/Å, 0.05 GPa and
+0.001 Å. Values the paper does not state (k-points, smearing, initial moments, U) are chosen
+here once, with the reason beside them, so no engine module hard-codes a number twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from pymatgen.core import Structure
+
+SUPPORTED_ELEMENTS = ("Li", "Ni", "Co", "Mn", "O", "C", "N", "H")
+
+# Initial moments (μB), ferromagnetic start. Ni 1: low-spin Ni3+ (t2g6 eg1) in LiNiO2; in
+# Li0.5NiO2 the Ni4+ (low-spin d6, 0 μB) sites quench it during the SCF, whereas a high-spin
+# start (2 μB) tends to trap a Ni2+-like state. Co 0.6: low-spin Co3+ is d6 (0 μB) but a zero
+# start would forbid any moment (Co4+ is 1 μB); 0.6 is the Materials Project's low-spin start.
+# Mn 3: Mn4+ d3. Li, O and the coating's C, N, H start non-magnetic.
+INITIAL_MAGMOMS = {"Ni": 1.0, "Co": 0.6, "Mn": 3.0, "Li": 0.0, "O": 0.0, "C": 0.0, "N": 0.0, "H": 0.0}
+
+# Materials Project GGA+U values (Dudarev, eV, on the d shell); used only with hubbard_u=True
+# because the paper reports plain PBE(+D).
+MP_HUBBARD_U = {"Ni": 6.2, "Co": 3.32, "Mn": 3.9}
+
+Dispersion = Literal["d3bj", "d3zero", "none"]
+DISPERSIONS: tuple[str, ...] = ("d3bj", "d3zero", "none")
+OPTIMIZERS: tuple[str, ...] = ("BFGS", "LBFGS")
+
+VACUUM_GAP = 8.0  # Å along c above which a cell is a slab (or a boxed molecule)
+
+
+def _frozen(mapping: Mapping[str, float]) -> MappingProxyType:
+    return MappingProxyType({str(k): float(v) for k, v in mapping.items()})
+
+
+@dataclass(frozen=True)
+class DftSettings:
+    """Everything an engine needs to reproduce the paper's calculations.
+
+    Units: eV, Å, GPa. ``kpoint_spacing`` is CASTEP's ``kpoint_mp_spacing`` convention
+    (1/Å without the 2π, i.e. in units of 2π/Å): 0.04 is Materials Studio's "fine" quality,
+    the likely setting of a CASTEP study; VASP gets the same mesh from :func:`kpoint_mesh`.
+    """
+
+    xc: Literal["PBE"] = "PBE"
+    dispersion: Dispersion = "d3bj"
+    spin_polarized: bool = True
+    magmoms: Mapping[str, float] = field(default_factory=lambda: _frozen(INITIAL_MAGMOMS))
+    encut: float = 520.0
+    optimizer: str = "BFGS"
+    energy_tol: float = 1e-5  # eV/atom, geometry and SCF
+    fmax: float = 0.02  # eV/Å
+    stress_tol: float = 0.05  # GPa
+    disp_tol: float = 0.001  # Å
+    kpoint_spacing: float = 0.04  # 2π/Å (CASTEP kpoint_mp_spacing)
+    smearing: float = 0.05  # eV, Gaussian; not stated in the paper, safe for metals too
+    hubbard_u: bool = False
+    u_values: Mapping[str, float] = field(default_factory=lambda: _frozen(MP_HUBBARD_U))
+    ml_model: str = "chgnet"
+
+    def __post_init__(self) -> None:
+        if self.xc != "PBE":
+            raise ValueError(f"xc must be 'PBE' (the paper's functional), got {self.xc!r}")
+        if self.dispersion not in DISPERSIONS:
+            raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {self.dispersion!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        missing = [el for el in SUPPORTED_ELEMENTS if el not in self.magmoms]
+        if missing:
+            raise ValueError(f"magmoms lacks an initial moment for {', '.join(missing)}")
+        # Freeze mappings passed through with_changes(magmoms={...}) too.
+        object.__setattr__(self, "magmoms", _frozen(self.magmoms))
+        object.__setattr__(self, "u_values", _frozen(self.u_values))
+
+    def with_changes(self, **changes: Any) -> DftSettings:
+        """A copy with some fields changed (the original stays the paper's)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict, for settings.json and provenance in documents."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["magmoms"] = dict(self.magmoms)
+        out["u_values"] = dict(self.u_values)
+        return out
+
+    def initial_magmoms(self, structure: Structure) -> list[float]:
+        """Per-site start moments: a site's own ``magmom`` property wins over the defaults."""
+        check_elements(structure)
+        site_moms = structure.site_properties.get("magmom")
+        return [
+            float(site_moms[i])
+            if site_moms is not None and site_moms[i] is not None
+            else self.magmoms[site.specie.symbol]
+            for i, site in enumerate(structure)
+        ]
+
+
+PAPER = DftSettings()
+
+
+def check_elements(structure: Structure) -> None:
+    """Reject elements the settings have no moments, U or POTCAR choice for."""
+    for el in sorted({site.specie.symbol for site in structure}):
+        if el not in SUPPORTED_ELEMENTS:
+            raise ValueError(
+                f"element {el} is not supported (ncmflow covers {', '.join(SUPPORTED_ELEMENTS)})"
+            )
+
+
+def has_vacuum(structure: Structure, min_gap: float = VACUUM_GAP) -> bool:
+    """True if the largest empty slab along c is thicker than ``min_gap`` Å.
+
+    Gaps are measured perpendicular to the ab plane (fractional gap × d(001)), so a skewed
+    c axis does not inflate them. Slabs and molecules in a box both qualify: neither may have
+    its cell relaxed.
+    """
+    z = np.sort(np.mod(structure.frac_coords[:, 2], 1.0))
+    gaps = np.diff(np.append(z, z[0] + 1.0))
+    return float(gaps.max()) * structure.lattice.d_hkl((0, 0, 1)) > min_gap
+
+
+def relaxes_cell(structure: Structure, bulk: bool | None = None) -> bool:
+    """Whether a relaxation may change the cell: bulk yes; slabs no, or the vacuum collapses.
+
+    ``bulk=None`` decides from the structure; ``bulk=True`` on a slab is a mistake to stop.
+    """
+    slab = has_vacuum(structure)
+    if bulk and slab:
+        raise ValueError(
+            f"slab given a bulk job: {structure.reduced_formula} has > {VACUUM_GAP:g} Å of "
+            "vacuum along c; relax it at fixed cell (bulk=False or None)"
+        )
+    return not slab if bulk is None else bulk
+
+
+def kpoint_mesh(structure: Structure, spacing: float) -> tuple[int, int, int]:
+    """Monkhorst-Pack divisions with at most ``spacing`` (2π/Å) between k-points, as CASTEP."""
+    recip = structure.lattice.reciprocal_lattice_crystallographic.abc  # 1/Å, no 2π
+    n1, n2, n3 = (max(1, math.ceil(b / spacing - 1e-6)) for b in recip)
+    return n1, n2, n3
+
+
+def to_ase_atoms(structure: Structure, settings: DftSettings = PAPER) -> Atoms:
+    """ASE atoms carrying the start moments, and FixAtoms for fully fixed selective dynamics."""
+    from ase import Atoms
+    from ase.constraints import FixAtoms
+
+    atoms = Atoms(
+        symbols=[site.specie.symbol for site in structure],
+        scaled_positions=structure.frac_coords,
+        cell=structure.lattice.matrix,
+        pbc=True,
+    )
+    atoms.set_initial_magnetic_moments(settings.initial_magmoms(structure))
+    flags = structure.site_properties.get("selective_dynamics")
+    if flags is not None:
+        fixed = [i for i, f in enumerate(flags) if not any(f)]
+        if any(any(f) and not all(f) for f in flags):
+            raise ValueError("partially fixed atoms are not supported; fix all or no directions")
+        if fixed:
+            atoms.set_constraint(FixAtoms(indices=fixed))
+    return atoms
