@@ -6,19 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install study test test-slow lint clean
 
+# GPAW compiles against libxc and OpenBLAS (Debian packages) and, with GPAW 26.7, as C++.
+SYSTEM_PACKAGES := libxc-dev libopenblas-dev
+
 $(STAMP): pyproject.toml constraints.txt
+	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES))
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[mlip,hpc,test]'
+	CC=g++ $(BIN)/pip install -q -c constraints.txt -e '.[mlip,gpaw,hpc,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 study: $(STAMP)
-	mkdir -p models
-	for kind in linio2 li05nio2 ncm811 slab cpan interface; do $(BIN)/ncmflow build $$kind -o models/$$kind.json; done
-	for model in bulk bare cpan; do $(BIN)/ncmflow build migration --model $$model -o models/hop_$$model; done
+	$(BIN)/ncmflow study --quick
 
 test: $(STAMP)
 	$(BIN)/ruff check ncmflow tests benchmarks

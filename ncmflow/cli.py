@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -119,5 +120,366 @@ def build(
     summarize(console, obj, kind.value, output)
 
 
-if __name__ == "__main__":
-    app()
+inputs_app = typer.Typer(help="Write ready-to-run input folders for an engine.", no_args_is_help=True)
+app.add_typer(inputs_app, name="inputs")
+
+
+@inputs_app.command("write")
+@friendly
+def inputs_write(
+    structures: Annotated[list[Path], typer.Argument(help="Structure file(s); NEB: start and end.")],
+    engine: Annotated[str, typer.Option(help="vasp, castep, mlip, …")] = "vasp",
+    job: Annotated[str, typer.Option(help="relax, static, neb or lobster.")] = "relax",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")] = Path("inputs"),
+    n_images: Annotated[int, typer.Option(help="NEB images between the end points.")] = 5,
+    bulk: Annotated[bool | None, typer.Option("--bulk/--no-bulk",
+                                              help="Force a cell relax (bulk) or fixed cell.")] = None,
+) -> None:
+    """Write the paper's PBE+D3 inputs for one job.
+
+    Example: `ncmflow inputs write --engine vasp --job neb hop/start.vasp hop/end.vasp -o neb_vasp`
+    """
+    from ncmflow.inputs.write import write_inputs
+    from ncmflow.structures.files import read_structure
+
+    models = [read_structure(p) for p in structures]
+    if not output.parent.is_dir():
+        raise UserError(f"output folder {output.parent} does not exist")
+    written = write_inputs(engine, job, models, output, n_images=n_images, bulk=bulk)
+    for path in written:
+        console.print(f"wrote {path}")
+    if any(p.name == "POTCAR.spec" for p in written):
+        console.print("[yellow]no POTCARs configured (PMG_VASP_PSP_DIR): wrote POTCAR.spec instead[/]")
+
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", help="Store: a folder (embedded montydb) or a jobflow store .yaml; "
+    "default: your jobflow config, else ./ncmflow_data.")]
+
+
+@app.command()
+@friendly
+def study(
+    engine: Annotated[str, typer.Option(help="Engine that computes (mlip runs here).")] = "mlip",
+    quick: Annotated[bool, typer.Option(help="3 images, looser forces: a first look in ~minutes.")] = False,
+    models: Annotated[str, typer.Option(help="Comma-separated migration models.")] = "bulk,bare,cpan",
+    store: StoreOption = None,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+) -> None:
+    """Run the Ni-migration barrier study and write the report.
+
+    Interrupt it and run it again: finished jobs are reused from the store.
+
+    Example: `ncmflow study --quick` then open `report/index.html`
+    """
+    from ncmflow.analysis.barriers import write_report
+    from ncmflow.workflows.engines import get_engine
+    from ncmflow.workflows.live import StudyDisplay
+    from ncmflow.workflows.runner import JobFailed, run_flow, saved_flow
+    from ncmflow.workflows.store import get_store
+    from ncmflow.workflows.study import StudyConfig, study_flow
+
+    config = StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")))
+    problem = get_engine(engine).missing()
+    if problem:
+        raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
+    job_store = get_store(store)
+    flow = saved_flow(job_store, config.key, lambda: study_flow(config))
+    workdir = Path(store) if store and Path(store).suffix not in (".yaml", ".yml", ".json") else Path(
+        "ncmflow_data")
+    try:
+        with StudyDisplay(console, config.models) as display:
+            status = run_flow(flow, job_store, workdir)
+    except JobFailed as exc:
+        raise UserError(f"{exc}; finished jobs are kept, rerun to resume") from None
+    ran = sum(v == "ran" for v in status.values())
+    console.print(f"\n{ran} jobs ran, {len(status) - ran} reused from the store ({config.key})")
+    files = write_report(job_store, out, study=config.key)
+    console.print(display.summary(files["md"].read_text()))
+    for path in files.values():
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@friendly
+def compare(
+    store: StoreOption = None,
+    model: Annotated[str | None, typer.Option(help="Only this model (bulk, bare, cpan).")] = None,
+    engine: Annotated[str | None, typer.Option(help="Only this engine.")] = None,
+    flow: Annotated[str | None, typer.Option(help="Only this study key (see `ncmflow query`).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only results finished since (ISO date).")] = None,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+) -> None:
+    """Regenerate the barrier comparison (bare vs cPAN, per engine, beside the paper) from the store.
+
+    Example: `ncmflow compare --engine mlip --out report_mlip`
+    """
+    from ncmflow.analysis.barriers import write_report
+    from ncmflow.workflows.store import get_store
+
+    files = write_report(get_store(store), out, model=model, engine=engine, study=flow, since=since)
+    console.print(files["md"].read_text(), markup=False, highlight=False)
+    for path in files.values():
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@friendly
+def query(
+    kind: Annotated[str | None, typer.Option(help="relax, static or neb.")] = None,
+    model: Annotated[str | None, typer.Option(help="bulk, bare or cpan.")] = None,
+    engine: Annotated[str | None, typer.Option(help="Engine name.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Finished since (ISO date).")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """List what the store holds, with uuids for `ncmflow show`.
+
+    Example: `ncmflow query --kind neb --engine mlip` or `ncmflow query --json | jq .uuid`
+    """
+    import json
+
+    from rich.table import Table
+
+    from ncmflow.analysis.records import list_records
+    from ncmflow.workflows.store import get_store
+
+    records = list_records(get_store(store), kind=kind, model=model, engine=engine, since=since)
+    if json_lines:
+        for rec in records:
+            typer.echo(json.dumps(rec, sort_keys=True))
+        return
+    table = Table(title="ncmflow store")
+    table.add_column("uuid", no_wrap=True, min_width=36)
+    for column in ("stage", "model", "engine", "result", "finished"):
+        table.add_column(column)
+    for rec in records:
+        table.add_row(rec["uuid"], rec["stage"] or rec["kind"], rec["model"] or "", rec["engine"] or "",
+                      rec["result"], rec["completed_at"][:16].replace("T", " "))
+    console.print(table)
+
+
+@app.command()
+@friendly
+def show(
+    uuid: Annotated[str, typer.Argument(help="Job uuid (from `ncmflow query`).")],
+    store: StoreOption = None,
+) -> None:
+    """Print one stored document as JSON (arrays from the data store included).
+
+    Example: `ncmflow show 3f2a…`
+    """
+    import json
+
+    from ncmflow.workflows.store import get_store
+
+    doc = get_store(store).query_one({"uuid": uuid}, load=True)
+    if doc is None:
+        raise UserError(f"no document with uuid {uuid} in the store")
+    doc.pop("_id", None)
+    typer.echo(json.dumps(doc, indent=1, default=str))
+
+
+# --- HPC: submit to a cluster, watch, recover (issue 6) -----------------------------------
+
+class Backend(StrEnum):
+    direct = "direct"
+    jobflow_remote = "jobflow-remote"
+
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="ncmflow config (workers); default ./ncmflow.yaml, ~/.config/ncmflow/config.yaml.")]
+submit_app = typer.Typer(help="Submit a flow to a cluster (see docs/hpc.md).", no_args_is_help=True)
+app.add_typer(submit_app, name="submit")
+
+
+def _hpc_config(path: Path | None):
+    """The config, with its warnings (e.g. secrets readable by others) as one-line notes."""
+    import warnings
+
+    from ncmflow.workflows.hpc_config import load_config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = load_config(path)
+    for warning in caught:
+        err.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+    return config
+
+
+@submit_app.command("study")
+@friendly
+def submit_study(
+    worker: Annotated[str, typer.Option(help="Worker name from the config's 'workers:'.")],
+    engine: Annotated[str, typer.Option(help="mlip, vasp, castep, …")] = "mlip",
+    quick: Annotated[bool, typer.Option(help="3 images, looser forces.")] = False,
+    models: Annotated[str, typer.Option(help="Comma-separated migration models.")] = "bulk,bare,cpan",
+    dry_run: Annotated[bool, typer.Option(help="Print the batch scripts; submit nothing.")] = False,
+    backend: Annotated[Backend, typer.Option(help="direct (qtoolkit) or jobflow-remote.")] = Backend.direct,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Submit the barrier study: one batch job per model, then the comparison, chained afterok.
+
+    Example: `ncmflow submit study --engine mlip --worker local-slurm --quick --dry-run`
+    """
+    from ncmflow.workflows import jfremote
+    from ncmflow.workflows.engines import get_engine
+    from ncmflow.workflows.hpc_config import check_label, check_scheduler, mask
+    from ncmflow.workflows.runner import saved_flow
+    from ncmflow.workflows.store import get_store
+    from ncmflow.workflows.study import StudyConfig, study_flow
+    from ncmflow.workflows.submit import new_submission, pinned_store
+
+    hpc = _hpc_config(config)
+    target = hpc.worker(worker)
+    get_engine(engine)
+    study = StudyConfig.create(engine, quick, models=tuple(check_label(m.strip(), "model name")
+                                                           for m in models.split(",")))
+    if backend is Backend.jobflow_remote:
+        if dry_run:
+            typer.echo(jfremote.project_yaml(hpc))
+            typer.echo(jfremote.worker_script(hpc, worker))
+            return
+        ids = jfremote.submit(saved_flow(get_store(store), study.key, lambda: study_flow(study)), hpc, worker)
+        console.print(f"queued {len(ids)} jobs in jobflow-remote project {hpc.jobflow_remote.project}; "
+                      "run `jf runner start`, watch with `jf job list`")
+        return
+    if dry_run:
+        folder, scripts = new_submission(study_flow(study), worker, target, None, study.key, dry_run=True)
+        for name, script in scripts.items():
+            console.rule(f"{name} → {folder}")
+            typer.echo(mask(script, hpc.secrets()))
+        console.print("dry run: nothing submitted")
+        return
+    check_scheduler(target, worker)
+    job_store = get_store(store)
+    flow = saved_flow(job_store, study.key, lambda: study_flow(study))
+    folder, _ = new_submission(flow, worker, target, pinned_store(store), study.key)
+    console.print(f"submitted {study.key} to {worker}: {folder}\nwatch: ncmflow status {folder}",
+                  highlight=False)
+
+
+@app.command()
+@friendly
+def status(
+    submission: Annotated[Path | None, typer.Argument(help="Submission folder; default the newest.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show each job of a submission: waiting, queued, running, completed or failed (with why).
+
+    Collects finished results into the store first.
+
+    Example: `ncmflow status /scratch/me/ncmflow/study-0123abcd-20261130-101500-ab12`
+    """
+    from rich.table import Table
+
+    from ncmflow.workflows.collect import collect
+    from ncmflow.workflows.submit import latest_submission, load_record
+    from ncmflow.workflows.watch import job_rows, stage_states
+
+    if submission is None:
+        submission = latest_submission([w.work_dir for w in _hpc_config(config).workers.values()])
+    submission = submission.resolve()
+    record = load_record(submission)
+    added = collect(submission, record.store)
+    states = stage_states(submission, record)
+    record.save(submission)
+    table = Table(title=f"{record.id} on {record.worker}")
+    for column in ("batch job", "job", "state", "reason"):
+        table.add_column(column)
+    colours = {"completed": "green", "failed": "red", "running": "cyan"}
+    for row in job_rows(submission, record, states):
+        colour = colours.get(row["state"], "yellow")
+        table.add_row(row["batch"], row["job"], f"[{colour}]{row['state']}[/]", row["reason"])
+    console.print(table)
+    console.print(f"{added} new documents collected into the store")
+    if any(s == "failed" for s, _ in states.values()):
+        console.print(f"retry the failed jobs: ncmflow retry {submission}", highlight=False)
+
+
+@app.command()
+@friendly
+def retry(
+    submission: Annotated[Path, typer.Argument(help="Submission folder.")],
+    config: ConfigOption = None,
+) -> None:
+    """Resubmit failed or killed batch jobs (and those waiting on them); finished jobs are kept.
+
+    A NEB resumes from its last saved images.
+
+    Example: `ncmflow retry /scratch/me/ncmflow/study-0123abcd-20261130-101500-ab12`
+    """
+    from ncmflow.workflows.hpc_config import check_scheduler
+    from ncmflow.workflows.submit import load_record
+    from ncmflow.workflows.watch import retry as retry_stages
+
+    submission = submission.resolve()
+    record = load_record(submission)
+    worker = _hpc_config(config).worker(record.worker)
+    check_scheduler(worker, record.worker)
+    redone = retry_stages(submission, record, worker)
+    if not redone:
+        console.print("nothing to retry: no failed jobs")
+        return
+    for name in redone:
+        stage = record.stage(name)
+        console.print(f"resubmitted {name} as batch job {stage.job_id} (attempt {stage.attempts})")
+
+
+@app.command()
+@friendly
+def cancel(submission: Annotated[Path, typer.Argument(help="Submission folder.")]) -> None:
+    """Cancel a submission's queued and running batch jobs; finished results stay.
+
+    Example: `ncmflow cancel /scratch/me/ncmflow/study-0123abcd-20261130-101500-ab12`
+    """
+    from ncmflow.workflows.submit import load_record
+    from ncmflow.workflows.watch import cancel as cancel_stages
+
+    cancelled = cancel_stages(submission.resolve(), load_record(submission))
+    console.print(f"cancelled: {', '.join(cancelled)}" if cancelled else "nothing left to cancel")
+
+
+@app.command()
+@friendly
+def collect(submission: Annotated[Path, typer.Argument(help="Submission folder.")]) -> None:
+    """Copy a submission's finished results into the store (idempotent; `status` does it too).
+
+    Example: `ncmflow collect /scratch/me/ncmflow/study-0123abcd-20261130-101500-ab12`
+    """
+    from ncmflow.workflows.collect import collect as collect_outputs
+    from ncmflow.workflows.submit import load_record
+
+    added = collect_outputs(submission.resolve(), load_record(submission).store)
+    console.print(f"{added} new documents collected into the store")
+
+
+@app.command("run-jobs", hidden=True)
+def run_jobs(
+    submission: Annotated[Path, typer.Option(help="Submission folder.")],
+    stage: Annotated[str, typer.Option(help="Stage (batch job) to run.")],
+) -> None:
+    """Run one stage of a submission on a compute node (what the batch scripts call).
+
+    Example: `ncmflow run-jobs --submission DIR --stage bulk`
+    """
+    import traceback
+
+    from ncmflow.workflows import progress
+    from ncmflow.workflows.collect import run_stage
+    from ncmflow.workflows.submit import load_record, upstream_dirs
+
+    def log(event: dict) -> None:
+        if "event" in event or event.get("step", 0) % 10 == 1:
+            typer.echo(" ".join(f"{k}={v}" for k, v in event.items()))
+
+    submission = submission.resolve()
+    record = load_record(submission)
+    try:
+        with progress.listening(log):
+            run_stage(submission, record.stage(stage).model_dump(), upstream_dirs(submission, record, stage))
+    except BaseException as exc:  # noqa: BLE001 — the batch job must fail with its reason
+        traceback.print_exc()
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None

@@ -51,7 +51,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
 
 
 def test_help_is_fast_and_has_examples():
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ncmflow.cli", "--help"],
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ncmflow", "--help"],
                          capture_output=True, text=True, check=True)
     assert "torch" not in out.stderr and "pymatgen" not in out.stderr.split("ncmflow.cli")[0]
     heavy = [line for line in out.stderr.splitlines() if "torch" in line or "jobflow" in line]

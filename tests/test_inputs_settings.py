@@ -124,7 +124,7 @@ def test_neb_images_interpolate_and_keep_order() -> None:
 @pytest.mark.parametrize(
     ("engine", "job", "message"),
     [
-        ("gaussian", "relax", "unknown engine 'gaussian'; valid engines: vasp, castep, mlip"),
+        ("gaussian", "relax", "unknown engine 'gaussian'; valid engines: vasp, castep, mlip, gpaw"),
         ("vasp", "md", "unknown job 'md'; valid jobs: relax, static, neb, lobster"),
         ("castep", "lobster", "job 'lobster' is only available for engine 'vasp'"),
         ("mlip", "lobster", "job 'lobster' is only available for engine 'vasp'"),

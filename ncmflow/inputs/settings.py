@@ -12,7 +12,6 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -41,8 +40,24 @@ OPTIMIZERS: tuple[str, ...] = ("BFGS", "LBFGS")
 VACUUM_GAP = 8.0  # Å along c above which a cell is a slab (or a boxed molecule)
 
 
-def _frozen(mapping: Mapping[str, float]) -> MappingProxyType:
-    return MappingProxyType({str(k): float(v) for k, v in mapping.items()})
+class FrozenMapping(dict):
+    """A read-only dict: immutable like MappingProxyType, but it pickles, deep-copies and
+    serialises, which jobflow needs to store Makers that carry the settings."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("settings are frozen: use DftSettings.with_changes(...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple:
+        return (FrozenMapping, (dict(self),))
+
+
+def _frozen(mapping: Mapping[str, float]) -> FrozenMapping:
+    return FrozenMapping({str(k): float(v) for k, v in mapping.items()})
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,12 @@ class DftSettings:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["magmoms"] = dict(self.magmoms)
         out["u_values"] = dict(self.u_values)
-        return out
+        # monty (jobflow) serialises through as_dict: these keys bring the object back
+        return {"@module": type(self).__module__, "@class": type(self).__name__, **out}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DftSettings:
+        return cls(**{k: v for k, v in d.items() if not k.startswith("@")})
 
     def initial_magmoms(self, structure: Structure) -> list[float]:
         """Per-site start moments: a site's own ``magmom`` property wins over the defaults."""

@@ -14,6 +14,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ncmflow.inputs.castep import write_castep
+from ncmflow.inputs.gpaw import write_gpaw
 from ncmflow.inputs.mlip import write_mlip
 from ncmflow.inputs.settings import PAPER, DftSettings, check_elements, to_ase_atoms
 from ncmflow.inputs.vasp import write_vasp
@@ -24,6 +25,7 @@ ENGINE_WRITERS: dict[str, EngineWriter] = {
     "vasp": write_vasp,
     "castep": write_castep,
     "mlip": write_mlip,
+    "gpaw": write_gpaw,
 }
 JOBS = ("relax", "static", "neb", "lobster")
 JOB_ENGINES = {"lobster": ("vasp",)}  # jobs only some engines can do

@@ -63,5 +63,5 @@ def read_structure(path: Path) -> Structure:
             struct.properties = json.loads(atoms.info.get("properties", "{}"))
             return struct
         return Structure.from_file(path)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 — any parser failure means a bad file
         raise ValueError(f"{path.name} does not parse as {fmt}: {str(exc).splitlines()[0]}") from None

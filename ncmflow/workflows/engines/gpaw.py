@@ -1,0 +1,125 @@
+"""GPAW: real PBE-D3 DFT in this process (PAW, plane waves; LCAO for electronic structure).
+
+Relaxations, statics and NEBs run in PW mode (LCAO forces were wrong in GPAW 26.7);
+:func:`gpaw_electronic_structure` runs LCAO to get what the Ni–N bonding analysis needs:
+PDOS, a pair COHP from the LCAO H and S matrices, and the all-electron density as a cube.
+The calculator knows no structure here, so k-points follow the paper's spacing as a density
+and the start moments travel with the structure (the makers add the paper's defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atomate2.ase.jobs import AseRelaxMaker
+from jobflow import job
+from pymatgen.core import Structure
+
+from ncmflow.inputs.settings import PAPER
+from ncmflow.workflows.engines import Engine
+from ncmflow.workflows.neb import CiNebMaker
+
+DENSITY_CUBE = "density.cube"
+
+
+def calculator(encut: float | None = None, dispersion: str = PAPER.dispersion,
+               txt: str | None = None, **gpaw_kwargs: Any) -> Any:
+    """GPAW PW (+ D3) with the paper's settings; ``encut``/``kpts``/… override for cheap runs.
+
+    ``txt=None`` by default: a NEB makes one calculator per image and they would share a log.
+    """
+    from ncmflow.inputs.gpaw import gpaw_calculator
+
+    return gpaw_calculator(None, PAPER.with_changes(dispersion=dispersion), "pw", txt,
+                           encut=encut, **gpaw_kwargs)
+
+
+def with_start_moments(structure: Structure) -> Structure:
+    """The paper's start moments as the "magmom" site property (a site's own value wins)."""
+    return structure.copy(site_properties={"magmom": PAPER.initial_magmoms(structure)})
+
+
+@dataclass
+class GpawRelaxMaker(AseRelaxMaker):
+    """atomate2's ASE relaxation (the paper's BFGS) on GPAW PW + D3."""
+
+    name: str = "gpaw relax"
+    encut: float | None = None
+    dispersion: str = PAPER.dispersion
+    gpaw_kwargs: dict = field(default_factory=dict)
+
+    def _get_calculator(self) -> Any:
+        return calculator(self.encut, self.dispersion, txt="gpaw.txt", **self.gpaw_kwargs)
+
+    def run_ase(self, mol_or_struct: Structure, prev_dir: str | Path | None = None) -> Any:
+        return super().run_ase(with_start_moments(mol_or_struct), prev_dir)
+
+
+@dataclass
+class GpawStaticMaker(GpawRelaxMaker):
+    """A single point, the way atomate2's static makers are relaxations of one step."""
+
+    name: str = "gpaw static"
+    relax_cell: bool = False
+    steps: int = 1
+
+
+def relax_maker(relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 200,
+                **kwargs: Any) -> GpawRelaxMaker:
+    return GpawRelaxMaker(relax_cell=relax_cell, steps=steps, relax_kwargs={"fmax": fmax},
+                          optimizer_kwargs={"optimizer": PAPER.optimizer}, **kwargs)
+
+
+def neb_maker(fmax: float = 0.05, steps: int = 200, **kwargs: Any) -> CiNebMaker:
+    return CiNebMaker(engine="gpaw", fmax=fmax, steps=steps, **kwargs)
+
+
+@job(data=["pdos", "cohp"])
+def gpaw_electronic_structure(
+    structure: Structure,
+    pair: tuple[int, int] | None = None,
+    labels: list[str] | None = None,
+    width: float = 0.1,
+    **gpaw_kwargs: Any,
+) -> dict[str, Any]:
+    """LCAO (dzp) single point → PDOS, the ``pair`` COHP and ``density.cube`` in the run folder.
+
+    No D3 (it does not change the electrons) and no point-group k reduction (pair COHP needs
+    the full set). ``gpaw_kwargs`` override GPAW keywords, e.g. ``kpts`` for a cheap run.
+    Energies in the returned PDOS/COHP are E − E_F (eV).
+    """
+    from ncmflow.analysis.cdd import DensityGrid
+    from ncmflow.analysis.gpaw_readers import gpaw_cohp, gpaw_pdos
+    from ncmflow.inputs.gpaw import gpaw_calculator
+    from ncmflow.inputs.settings import to_ase_atoms
+
+    atoms = to_ase_atoms(structure)
+    atoms.set_constraint()
+    calc = gpaw_calculator(structure, PAPER.with_changes(dispersion="none"), "lcao",
+                           "gpaw_lcao.txt", **({"nbands": "nao", "symmetry": {"point_group": False}}
+                                               | gpaw_kwargs))
+    atoms.calc = calc
+    energy = float(atoms.get_potential_energy())
+    cube = DensityGrid(calc.get_all_electron_density(), atoms).write(Path.cwd() / DENSITY_CUBE)
+    cohp = None
+    if pair is not None:
+        cohp = {spin: {k: v.tolist() if hasattr(v, "tolist") else v for k, v in res.items()}
+                for spin, res in gpaw_cohp(calc, *pair, width=width).items()}
+    return {"energy": energy, "efermi": float(calc.get_fermi_level()),
+            "pdos": gpaw_pdos(calc, labels, width=width).as_dict(), "pair": pair,
+            "cohp": cohp, "density_cube": str(cube), "dir_name": str(Path.cwd())}
+
+
+ENGINE = Engine(
+    name="gpaw",
+    description="GPAW PAW DFT, PBE-D3(BJ), plane waves (LCAO for PDOS/COHP), serial on the CPU",
+    relax_maker=relax_maker,
+    static_maker=GpawStaticMaker,
+    neb_maker=neb_maker,
+    calculator=calculator,
+    python_modules=("gpaw", "dftd3"),
+    install_hint="apt-get install -y libxc-dev libopenblas-dev; "
+                 "CC=g++ pip install 'ncmflow[gpaw]' (GPAW compiles its C sources as C++)",
+)

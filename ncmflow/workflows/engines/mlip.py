@@ -1,0 +1,68 @@
+"""The embedded default: CHGNet (weights in its wheel) + D3(BJ) from dftd3, on the CPU."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+from atomate2.ase.jobs import AseRelaxMaker
+
+from ncmflow.inputs.settings import PAPER
+from ncmflow.workflows.engines import Engine
+from ncmflow.workflows.neb import CiNebMaker
+
+
+def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion):
+    import torch
+
+    from ncmflow.inputs.mlip import ml_calculator
+
+    # CHGNet converts a grad-tracking tensor on every call; harmless, and it floods the terminal
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+    # torch's OpenMP threads spin-wait: with one other busy process on a 2-core machine, two
+    # threads made a 42-atom CHGNet call 8.2 s instead of 0.73 s with one. One is the default.
+    torch.set_num_threads(int(os.environ.get("NCMFLOW_TORCH_THREADS", "1")))
+    return ml_calculator(PAPER.with_changes(ml_model=ml_model, dispersion=dispersion))
+
+
+@dataclass
+class MlipRelaxMaker(AseRelaxMaker):
+    """atomate2's ASE relaxation with the paper's optimizer (BFGS) on CHGNet + D3."""
+
+    name: str = "mlip relax"
+    ml_model: str = PAPER.ml_model
+    dispersion: str = PAPER.dispersion
+
+    def _get_calculator(self):
+        return calculator(self.ml_model, self.dispersion)
+
+
+@dataclass
+class MlipStaticMaker(MlipRelaxMaker):
+    """A single point, the way atomate2's static makers are relaxations of one step."""
+
+    name: str = "mlip static"
+    relax_cell: bool = False
+    steps: int = 1
+
+
+def relax_maker(relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 500) -> MlipRelaxMaker:
+    return MlipRelaxMaker(relax_cell=relax_cell, steps=steps, relax_kwargs={"fmax": fmax},
+                          optimizer_kwargs={"optimizer": PAPER.optimizer})
+
+
+def neb_maker(fmax: float = 0.05, steps: int = 400, **kwargs) -> CiNebMaker:
+    return CiNebMaker(engine="mlip", fmax=fmax, steps=steps, **kwargs)
+
+
+ENGINE = Engine(
+    name="mlip",
+    description="CHGNet + D3(BJ) on the CPU (embedded default)",
+    relax_maker=relax_maker,
+    static_maker=MlipStaticMaker,
+    neb_maker=neb_maker,
+    calculator=calculator,
+    python_modules=("chgnet", "dftd3"),
+    install_hint="pip install 'ncmflow[mlip]' (after pip install torch==2.13.0)",
+)

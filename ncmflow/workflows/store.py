@@ -1,0 +1,92 @@
+"""Where results live: a jobflow JobStore.
+
+Order of precedence: ``--store`` (a jobflow store file, .yaml/.json, or a folder for an
+embedded store) → the user's jobflow configuration (``JOBFLOW_CONFIG_FILE`` or
+``~/.jobflow.yaml`` with a ``JOB_STORE``, MongoDB in production) → an embedded montydb
+(sqlite) store in ``./ncmflow_data``, created on first use. Large arrays go to the ``data``
+additional store, never into the documents (MongoDB's 16 MB limit).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jobflow import JobStore
+from maggma.core import Store
+from monty.json import MontyDecoder
+
+DEFAULT_DIR = Path("ncmflow_data")
+FLOWS_COLLECTION = "ncmflow_flows"
+
+
+def embedded_store(folder: Path) -> JobStore:
+    """montydb on disk: a real embedded engine speaking MongoDB's query language."""
+    from maggma.stores import MontyStore
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"store path {folder} is a file, not a folder: pass a folder or a store .yaml")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the store folder {folder}: {exc.strerror}") from None
+
+    def monty(name: str) -> MontyStore:
+        return MontyStore(name, database_path=str(folder.resolve()), database_name="ncmflow",
+                          storage="sqlite", key="uuid" if name == "outputs" else "blob_uuid")
+
+    return JobStore(monty("outputs"), additional_stores={"data": monty("outputs_data")})
+
+
+def _user_config() -> Path | None:
+    env = os.environ.get("JOBFLOW_CONFIG_FILE")
+    path = Path(env) if env else Path.home() / ".jobflow.yaml"
+    return path if path.is_file() else None
+
+
+def get_store(location: str | Path | None = None) -> JobStore:
+    """The JobStore to use, connected; bad locations raise one-line ValueErrors."""
+    if location is not None:
+        path = Path(location)
+        if path.suffix in (".yaml", ".yml", ".json"):
+            if not path.is_file():
+                raise ValueError(f"store file {path} does not exist")
+            store = _load_store_file(path)
+        else:
+            store = embedded_store(path)
+    elif (config := _user_config()) is not None:
+        store = _load_store_file(config, key="JOB_STORE")
+    else:
+        store = embedded_store(DEFAULT_DIR)
+    try:
+        store.connect()
+    except Exception as exc:  # noqa: BLE001 — any backend failure means the store is unusable
+        raise ValueError(f"cannot connect to the store: {str(exc).splitlines()[0]}") from None
+    return store
+
+
+def _load_store_file(path: Path, key: str | None = None) -> JobStore:
+    from monty.serialization import loadfn
+
+    try:
+        spec = loadfn(path)
+        if key is not None:
+            if key not in spec:
+                raise ValueError(f"{path} has no {key} section")
+            spec = spec[key]
+        return spec if isinstance(spec, JobStore) else JobStore.from_dict_spec(spec)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — malformed YAML, unknown store type, …
+        raise ValueError(f"malformed store config {path}: {str(exc).splitlines()[0]}") from None
+
+
+def sibling_store(store: JobStore, collection: str) -> Store:
+    """Another collection in the same database (flows, ingest log) whatever the backend."""
+    spec = store.docs_store.as_dict()
+    spec["collection_name"] = collection
+    spec["key"] = "key"
+    sibling = MontyDecoder().process_decoded(spec)
+    sibling.connect()
+    return sibling

@@ -1,0 +1,97 @@
+"""`ncmflow study/compare/query/show` end to end on the embedded default (bulk model, --quick)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ncmflow.cli import app
+from ncmflow.workflows.store import get_store
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.delenv("JOBFLOW_CONFIG_FILE", raising=False)
+        mp.setenv("HOME", str(folder))  # no user jobflow config: the embedded store is used
+        first = runner.invoke(app, ["study", "--quick", "--models", "bulk"])
+        assert first.exit_code == 0, first.output
+        reports = {p.name: p.read_bytes() for p in (folder / "report").glob("barriers.*")}
+        count = get_store("ncmflow_data").count()
+        second = runner.invoke(app, ["study", "--quick", "--models", "bulk"])
+        yield {"dir": folder, "first": first.output, "second": second, "reports": reports,
+               "count": count, "mp": mp}
+
+
+def test_report_holds_a_converged_bulk_barrier(study_dir):
+    rows = list(csv.DictReader((study_dir["dir"] / "report" / "barriers.csv").open()))
+    assert [r["model"] for r in rows] == ["bulk"]
+    row = rows[0]
+    assert row["converged"] == "True" and row["engine"] == "mlip"
+    assert 0.5 < float(row["forward_barrier"]) < 4.0  # CHGNet softens the paper's 2.83 eV
+    assert float(row["paper_barrier"]) == 2.83
+    assert int(row["force_calls"]) > 0
+    for name in ("neb_profiles.png", "barrier_comparison.png", "index.html"):
+        assert (study_dir["dir"] / "report" / name).stat().st_size > 1000
+    assert (study_dir["dir"] / "report" / "structures" / "bulk_mlip_start.cif").is_file()
+
+
+def test_rerun_computes_nothing_and_duplicates_nothing(study_dir):
+    second = study_dir["second"]
+    assert second.exit_code == 0, second.output
+    assert "0 jobs ran, 5 reused" in second.output
+    assert get_store(study_dir["dir"] / "ncmflow_data").count() == study_dir["count"] == 5
+    now = {p.name: p.read_bytes() for p in (study_dir["dir"] / "report").glob("barriers.*")}
+    assert now == study_dir["reports"]
+
+
+def test_compare_regenerates_identical_tables(study_dir, monkeypatch):
+    monkeypatch.chdir(study_dir["dir"])
+    result = runner.invoke(app, ["compare", "--store", "ncmflow_data", "--out", "again"])
+    assert result.exit_code == 0, result.output
+    for name in ("barriers.csv", "barriers.md"):
+        assert (study_dir["dir"] / "again" / name).read_bytes() == study_dir["reports"][name]
+    assert "+0.53" in (study_dir["dir"] / "again" / "barriers.md").read_text()
+
+
+def test_query_and_show(study_dir, monkeypatch):
+    monkeypatch.chdir(study_dir["dir"])
+    result = runner.invoke(app, ["query", "--json", "--store", "ncmflow_data"])
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["stage"] for r in records][:2] == ["relax start", "relax end"]
+    neb = [r for r in records if r["kind"] == "neb"]
+    assert len(neb) == 1 and neb[0]["model"] == "bulk"
+    shown = runner.invoke(app, ["show", neb[0]["uuid"], "--store", "ncmflow_data"])
+    doc = json.loads(shown.output)
+    assert doc["output"]["forward_barrier"] == pytest.approx(
+        float(next(csv.DictReader((study_dir["dir"] / "report" / "barriers.csv").open()))["forward_barrier"]),
+        abs=1e-3)
+    assert len(doc["output"]["forces"]) == 5  # loaded back from the data store
+
+
+def test_large_arrays_live_in_the_data_store(study_dir):
+    store = get_store(study_dir["dir"] / "ncmflow_data")
+    raw = store.query_one({"output.@class": "BarrierDoc"})
+    assert "blob_uuid" in json.dumps(raw["output"]["forces"])
+    assert "blob_uuid" in json.dumps(raw["output"]["images"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["study", "--engine", "qe"], "unknown engine 'qe'"),
+    (["study", "--engine", "vasp"], "needs the program vasp_std"),
+    (["show", "no-such-uuid", "--store", "db"], "no document with uuid"),
+    (["query", "--kind", "dos", "--store", "db"], "unknown kind"),
+    (["compare", "--store", "db"], "holds no NEB results"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1

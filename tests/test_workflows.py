@@ -1,0 +1,109 @@
+"""Workflows: registry, store selection, resumable flows, NEB failure modes."""
+
+from __future__ import annotations
+
+import pytest
+from jobflow import JobStore, run_locally
+from maggma.stores import MemoryStore
+from monty.json import MontyDecoder, jsanitize
+
+from ncmflow.structures import ni_hop_endpoints
+from ncmflow.workflows.engines import engine_names, get_engine
+from ncmflow.workflows.engines.castep import parse_ts_barriers
+from ncmflow.workflows.neb import CiNebMaker
+from ncmflow.workflows.runner import saved_flow
+from ncmflow.workflows.store import get_store
+from ncmflow.workflows.study import StudyConfig, study_flow
+
+
+def memory_store() -> JobStore:
+    return JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+
+
+def run_job(job, tmp_path):
+    responses = run_locally(job, store=memory_store(), root_dir=tmp_path, log=False)
+    return responses[job.uuid][1].output
+
+
+def test_registry_knows_the_engines_and_rejects_others():
+    assert {"mlip", "vasp", "castep"} <= set(engine_names())
+    with pytest.raises(ValueError, match=r"unknown engine 'qe'.*mlip"):
+        get_engine("qe")
+
+
+def test_cluster_engines_say_what_is_missing():
+    assert "vasp_std" in get_engine("vasp").missing()
+    assert "castep" in get_engine("castep").missing()
+    assert get_engine("mlip").missing() is None
+
+
+@pytest.mark.parametrize("engine", ["mlip", "vasp", "castep"])
+def test_study_flow_serialises_for_every_engine(engine):
+    flow = study_flow(StudyConfig.create(engine, models=("bulk",)))
+    back = MontyDecoder().process_decoded(jsanitize(flow.as_dict(), strict=True, allow_bson=True))
+    names = [j.name for j, _ in back.iterflow()]
+    assert names[:3] == ["bulk relax start", "bulk relax end", "bulk interpolate"]
+    assert names[-1] == "compare barriers"
+
+
+def test_saved_flow_keeps_uuids(tmp_path):
+    store = get_store(tmp_path / "db")
+    config = StudyConfig.create("mlip", quick=True, models=("bulk",))
+    first = saved_flow(store, config.key, lambda: study_flow(config))
+    again = saved_flow(store, config.key, lambda: study_flow(config))
+    assert [j.uuid for j in first.jobs] == [j.uuid for j in again.jobs]
+    assert StudyConfig.create("mlip", quick=False).key != config.key
+
+
+def test_store_from_jobflow_config(tmp_path, monkeypatch):
+    config = tmp_path / "jobflow.yaml"
+    config.write_text(f"JOB_STORE:\n  docs_store:\n    type: MontyStore\n    collection_name: outs\n"
+                      f"    database_path: {tmp_path / 'user_db'}\n  additional_stores:\n"
+                      f"    data:\n      type: MontyStore\n      collection_name: blobs\n"
+                      f"      database_path: {tmp_path / 'user_db'}\n")
+    monkeypatch.setenv("JOBFLOW_CONFIG_FILE", str(config))
+    store = get_store()
+    assert store.docs_store.collection_name == "outs"
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda p: p.write_text("x"), "is a file"),
+    (lambda p: None, "does not exist"),
+])
+def test_bad_store_locations(tmp_path, setup, message):
+    path = tmp_path / ("store" if message == "is a file" else "missing.yaml")
+    setup(path)
+    with pytest.raises(ValueError, match=message):
+        get_store(path)
+
+
+def test_malformed_store_config(tmp_path):
+    bad = tmp_path / "store.yaml"
+    bad.write_text("docs_store: [unclosed\n")
+    with pytest.raises(ValueError, match="malformed store config"):
+        get_store(bad)
+
+
+def test_drifted_end_point_is_not_a_barrier(tmp_path):
+    start, _ = ni_hop_endpoints("bulk")
+    doc = run_job(CiNebMaker().make([start, start.copy(), start.copy()], "bulk"), tmp_path)
+    assert not doc.converged and doc.forward_barrier is None
+    assert "drifted back" in doc.reason
+
+
+def test_neb_out_of_steps_is_recorded_unconverged(tmp_path):
+    from ncmflow.inputs.write import neb_images
+
+    images = neb_images(*ni_hop_endpoints("bulk"), n_images=3, method="linear")
+    doc = run_job(CiNebMaker(steps=2, fmax=0.01).make(images, "bulk"), tmp_path)
+    assert doc.converged is False and doc.steps == 2
+    assert "not converged" in doc.reason
+    assert doc.force_calls >= 3 * 2  # three moving images, two iterations
+    assert len(doc.forces) == 5 and len(doc.forces[0]) == len(images[0])
+
+
+def test_castep_ts_output_parsing():
+    text = "LST/QST ...\n Barrier from reactant =   3.3612 eV\n Barrier from product =  0.9120 eV\n"
+    assert parse_ts_barriers(text) == {"reactant": 3.3612, "product": 0.912}
+    with pytest.raises(ValueError, match="did not finish"):
+        parse_ts_barriers("Total energy corrected for finite basis set = -1234 eV")
