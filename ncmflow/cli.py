@@ -33,7 +33,7 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err.print(f"[bold red]error:[/] {message}", highlight=False)
+            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -78,8 +78,10 @@ def build(
     layers: Annotated[int, typer.Option(help="Slab thickness in (hkl) planes.")] = 4,
     vacuum: Annotated[float, typer.Option(help="Vacuum thickness (Å).")] = 15.0,
     fixed_layers: Annotated[int, typer.Option(help="Bottom planes held fixed.")] = 2,
-    n_units: Annotated[int, typer.Option("--n-units", help="cPAN repeat units.")] = 5,
-    degree: Annotated[float, typer.Option(help="cPAN cyclization degree, 0…1 (cPAN-260: 0.80).")] = 0.8,
+    n_units: Annotated[int | None, typer.Option(
+        "--n-units", help="cPAN repeat units [default: 5; migration: 3].")] = None,
+    degree: Annotated[float | None, typer.Option(
+        help="cPAN cyclization degree, 0…1 [default: 0.80 as cPAN-260; migration: 0.67].")] = None,
     n_kind: Annotated[str, typer.Option(help="N bound to Ni: pyridinic or nitrile.")] = "pyridinic",
     model: Annotated[str, typer.Option(help="Migration model: bulk, bare or cpan.")] = "bulk",
     seed: Annotated[int, typer.Option(help="Seed for NCM811 ordering ties and cPAN embedding.")] = 0,
@@ -99,8 +101,8 @@ def build(
         if not folder.parent.is_dir():
             raise UserError(f"output folder {folder.parent} does not exist")
         folder.mkdir(exist_ok=True)
-        start, end = st.ni_hop_endpoints(model, n_units=min(n_units, 4) if model == "cpan" else 4,
-                                         seed=seed)
+        cpan_options = {"n_units": n_units or 3, "degree": 0.67 if degree is None else degree}
+        start, end = st.ni_hop_endpoints(model, seed=seed, **cpan_options)
         for name, s in (("start", start), ("end", end)):
             write_structure(s, folder / f"{name}{ext}")
         summarize(console, start, f"Ni hop ({model}): start", folder / f"start{ext}")
@@ -111,11 +113,12 @@ def build(
     if kind.value in builders:
         obj = builders[kind.value]()
     elif kind is Kind.cpan:
-        obj = st.cpan(n_units, degree, seed)
+        obj = st.cpan(n_units or 5, 0.8 if degree is None else degree, seed)
     else:
         obj = st.slab(builders[bulk.value](), facet, layers, vacuum, fixed_layers)
         if kind is Kind.interface:
-            obj = st.interface(obj, st.cpan(n_units, degree, seed), n_kind=n_kind)
+            obj = st.interface(obj, st.cpan(n_units or 5, 0.8 if degree is None else degree, seed),
+                               n_kind=n_kind)
     write_structure(obj, output)
     summarize(console, obj, kind.value, output)
 

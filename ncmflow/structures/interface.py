@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 NI_N = 2.0  # Å, Ni–N coordination bond
 MIN_CLEARANCE = 1.8  # Å, any other cPAN atom to any slab atom
 MIN_IMAGE_GAP = 3.0  # Å, molecule to its own periodic image
+MAX_TILTS = (10.0, 20.0, 30.0)  # degrees the N lone pair may lean off the Ni–N axis
 
 
 def grow(slab: Structure, na: int, nb: int) -> Structure:
@@ -46,12 +47,18 @@ def _align(u: np.ndarray, v: np.ndarray) -> Rotation:
     return rot
 
 
-def _clearances(slab: Structure, mol_cart: np.ndarray, skip: int) -> tuple[float, float]:
-    """(closest cPAN–slab contact except the bound N, closest cPAN–own-image contact)."""
+def _clearances(slab: Structure, mol_cart: np.ndarray, skip: int, avoid: np.ndarray) -> tuple[float, float]:
+    """(closest cPAN–slab contact except the bound N, closest cPAN–own-image contact).
+
+    ``avoid`` are extra points (fractional) to treat as atoms, scaled so that NI_N counts
+    as MIN_CLEARANCE: the site a Ni will hop into must not be crowded by the molecule.
+    """
     lat = slab.lattice
     others = np.delete(mol_cart, skip, axis=0)
     frac = lat.get_fractional_coords(others)
     d_slab = lat.get_all_distances(frac, slab.frac_coords).min()
+    if len(avoid):
+        d_slab = min(d_slab, lat.get_all_distances(frac, avoid).min() * MIN_CLEARANCE / NI_N)
     a, b = lat.matrix[:2]
     shifts = [i * a + j * b for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j]
     d_img = min(np.linalg.norm(mol_cart[:, None] - (mol_cart + s)[None], axis=2).min() for s in shifts)
@@ -60,14 +67,16 @@ def _clearances(slab: Structure, mol_cart: np.ndarray, skip: int) -> tuple[float
 
 def interface(
     slab: Structure, molecule: Molecule, n_index: int | None = None, ni_index: int | None = None,
-    n_kind: str = "pyridinic", max_grow: int = 4,
+    n_kind: str = "pyridinic", max_grow: int = 4, keep_clear: list | None = None,
 ) -> Structure:
     """cPAN@slab with N ``n_index`` (default: the first ``n_kind`` N) bound to Ni ``ni_index``.
 
     The N sits 2.0 Å from the Ni along the Ni's open coordination direction with its lone pair
-    pointing at the Ni; the molecule is spun about that axis to the orientation with the
-    largest clearance. The slab grows in-plane (shorter axis first) until no other cPAN atom
-    is within 1.8 Å of the slab and the molecule is ≥ 3 Å from its periodic image.
+    pointing at the Ni (leaning up to 30° off that axis only if nothing fits otherwise); of the
+    spins about the axis that fit, the one with the largest clearance to the slab wins. The
+    slab grows in-plane (shorter axis first) until no other cPAN atom is within 1.8 Å of the
+    slab and the molecule is ≥ 3 Å from its periodic image. ``keep_clear`` (Cartesian points,
+    e.g. the vacancy a Ni will hop into) must stay ≥ 2.0 Å from every cPAN atom.
     """
     kinds = molecule.properties.get("n_sites", {})
     if n_index is None:
@@ -83,7 +92,8 @@ def interface(
     na = nb = 1
     for _ in range(2 * max_grow):
         host = grow(slab, na, nb)
-        placed = _place(host, molecule, n_index, ni_index * na * nb)
+        avoid = host.lattice.get_fractional_coords(np.array(keep_clear or [], dtype=float).reshape(-1, 3))
+        placed = _place(host, molecule, n_index, ni_index * na * nb, avoid)
         if placed is not None:
             return placed
         if host.lattice.a <= host.lattice.b:
@@ -93,20 +103,37 @@ def interface(
     raise ValueError("cPAN does not fit: grow the slab or use a shorter oligomer")
 
 
-def _place(host: Structure, molecule: Molecule, n_index: int, ni_index: int) -> Structure | None:
+def _tilts(u: np.ndarray) -> list[Rotation]:
+    """Lone-pair tilts away from the Ni–N axis, untilted first: 0°, then 10–30° all round."""
+    side = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+    side /= np.linalg.norm(side)
+    out = [Rotation.identity()]
+    for degrees in MAX_TILTS:
+        for phi in np.linspace(0, 2 * np.pi, 8, endpoint=False):
+            axis = Rotation.from_rotvec(phi * u).apply(side)
+            out.append(Rotation.from_rotvec(np.radians(degrees) * axis))
+    return out
+
+
+def _place(
+    host: Structure, molecule: Molecule, n_index: int, ni_index: int, avoid: np.ndarray
+) -> Structure | None:
     u = open_direction(host, ni_index)
     target = host.cart_coords[ni_index] + NI_N * u
     base = _align(lone_pair_direction(molecule, n_index), -u)
     rel = base.apply(molecule.cart_coords - molecule.cart_coords[n_index])
     best = None
-    for angle in np.linspace(0, 2 * np.pi, 72, endpoint=False):
-        cart = Rotation.from_rotvec(angle * u).apply(rel) + target
-        d_slab, d_img = _clearances(host, cart, n_index)
-        if best is None or min(d_slab, d_img) > min(best[1], best[2]):
-            best = (cart, d_slab, d_img)
-    cart, d_slab, d_img = best
-    if d_slab < MIN_CLEARANCE or d_img < MIN_IMAGE_GAP:
+    for tilt in _tilts(u):
+        for angle in np.linspace(0, 2 * np.pi, 36, endpoint=False):
+            cart = (tilt * Rotation.from_rotvec(angle * u)).apply(rel) + target
+            d_slab, d_img = _clearances(host, cart, n_index, avoid)
+            if d_slab >= MIN_CLEARANCE and d_img >= MIN_IMAGE_GAP and (best is None or d_slab > best[1]):
+                best = (cart, d_slab, d_img)
+        if best is not None:
+            break  # the least tilted orientation that fits wins
+    if best is None:
         return None
+    cart, d_slab, d_img = best
     z_all = np.concatenate([host.cart_coords[:, 2], cart[:, 2]])
     vacuum = host.properties.get("vacuum", 15.0)
     lat = host.lattice
@@ -128,5 +155,6 @@ def _place(host: Structure, molecule: Molecule, n_index: int, ni_index: int) -> 
         "ni_n_distance": float(np.linalg.norm(coords[ni_index] - coords[len(host) + n_index])),
         "cpan_slab_clearance": d_slab, "cpan_image_gap": d_img,
         "cpan": {k: v for k, v in molecule.properties.items() if k != "n_sites"},
+        "cpan_species": [sp.symbol for sp in molecule.species],
     }
     return out

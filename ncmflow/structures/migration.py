@@ -20,6 +20,7 @@ from ncmflow.structures.slab import slab
 
 MODELS = ("bulk", "bare", "cpan")
 HOP_RANGE = (2.5, 3.5)  # Å, TM site to a neighbouring Li-layer octahedral site
+FREE_RADIUS = 3.0  # Å around the bound N within which cPAN atoms relax in the migration model
 SURFACE_LAYER = 1.0  # Å, how far below the topmost Ni a Ni still counts as surface
 
 
@@ -54,6 +55,20 @@ def hop(structure: Structure, ni_index: int, surface: bool) -> tuple[Structure, 
     return start, end
 
 
+def _hold_remote_cpan(structure: Structure, free_radius: float | None) -> Structure:
+    """Fix the cPAN atoms far from the coordinating N; the N's own group stays free."""
+    if free_radius is None:
+        return structure
+    n_index = structure.properties["n_index"]
+    first_molecule_site = len(structure) - len(structure.properties["cpan_species"])
+    flags = [list(f) for f in structure.site_properties["selective_dynamics"]]
+    for i in range(first_molecule_site, len(structure)):
+        flags[i] = [structure.get_distance(i, n_index) <= free_radius] * 3
+    out = structure.copy(site_properties={"selective_dynamics": flags})
+    out.properties = {**structure.properties, "cpan_free_radius": free_radius}
+    return out
+
+
 def _surface_ni(structure: Structure) -> int:
     """The top-layer, movable Ni whose reachable vacancy lies deepest (subsurface if any)."""
     z = structure.cart_coords[:, 2]
@@ -71,9 +86,18 @@ def _surface_ni(structure: Structure) -> int:
 
 
 def ni_hop_endpoints(
-    model: str = "bulk", layers: int = 4, n_units: int = 4, degree: float = 0.75, seed: int = 0,
+    model: str = "bulk", layers: int = 4, n_units: int = 3, degree: float = 0.67, seed: int = 0,
+    free_radius: float | None = FREE_RADIUS,
 ) -> tuple[Structure, Structure]:
-    """Start/end structures of the Ni hop for the ``bulk``, ``bare`` or ``cpan`` model."""
+    """Start/end structures of the Ni hop for the ``bulk``, ``bare`` or ``cpan`` model.
+
+    The default cPAN (3 units, one pyridinic ring + imine + one nitrile, index 0.67) is the
+    largest that fits the bare model's (104) cell; cPAN-260's 0.80 (5 units) needs a cell twice
+    as wide, i.e. twice the cost of every force call. cPAN atoms farther than ``free_radius``
+    from the bound N are held (None frees them all): a free oligomer keeps rearranging for
+    hundreds of optimizer steps (and with CHGNet even transfers H to the surface), which is
+    noise on the Ni-hop barrier this model is for.
+    """
     if model not in MODELS:
         raise ValueError(f"unknown migration model {model!r}: choose one of {', '.join(MODELS)}")
     bulk = li05nio2()
@@ -84,7 +108,9 @@ def ni_hop_endpoints(
         surface = slab(bulk, "104", layers=layers)
         ni = _surface_ni(surface)
         if model == "cpan":
-            surface = interface(surface, cpan(n_units, degree, seed), ni_index=ni)
+            target = hop(surface, ni, surface=True)[1][ni].coords  # where the Ni will go
+            bound = interface(surface, cpan(n_units, degree, seed), ni_index=ni, keep_clear=[target])
+            surface = _hold_remote_cpan(bound, free_radius)
             ni = surface.properties["ni_index"]
         start, end = hop(surface, ni, surface=True)
     for s in (start, end):

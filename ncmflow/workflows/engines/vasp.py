@@ -71,6 +71,5 @@ ENGINE = Engine(
     static_maker=static_maker,
     neb_maker=neb_maker,
     programs=("vasp_std",),
-    install_hint="run it where VASP is installed (ncmflow submit study --engine vasp --worker …); "
-    "set atomate2's VASP_CMD",
+    install_hint="run it where VASP is installed, with atomate2's VASP_CMD set",
 )

@@ -1,0 +1,151 @@
+"""On a real SLURM (scripts/slurm-local.sh): submit, watch, survive scancel and time limits.
+
+Slow: every test runs the bulk Ni hop (CHGNet, ~1 min of CPU) through batch jobs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ncmflow.cli import app
+from ncmflow.workflows.collect import collect
+from ncmflow.workflows.hpc_config import Resources, Worker
+from ncmflow.workflows.runner import run_flow, saved_flow
+from ncmflow.workflows.store import get_store
+from ncmflow.workflows.study import StudyConfig, study_flow
+from ncmflow.workflows.submit import finished_uuids, load_record, new_submission
+from ncmflow.workflows.watch import retry, stage_states
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("sinfo") is None
+                       or subprocess.run(["sinfo"], capture_output=True).returncode != 0,
+                       reason="no SLURM here: run scripts/slurm-local.sh (as root) first"),
+]
+QUICK_BULK = StudyConfig.create("mlip", quick=True, models=("bulk",))
+
+
+def worker(tmp_path: Path, walltime: str = "00:30:00") -> Worker:
+    return Worker(scheduler="slurm", work_dir=tmp_path / "work",
+                  resources=Resources(cores=1, walltime=walltime, partition="debug"))
+
+
+def submit(tmp_path: Path, config: StudyConfig, target: Worker) -> Path:
+    location = str(tmp_path / "store")
+    flow = saved_flow(get_store(location), config.key, lambda: study_flow(config))
+    folder, _ = new_submission(flow, "local-slurm", target, location, config.key)
+    return folder
+
+
+def wait(folder: Path, done, timeout: float = 1500) -> dict:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        record = load_record(folder)
+        states = stage_states(folder, record)
+        record.save(folder)
+        if done(states, record):
+            return states
+        time.sleep(3)
+    raise AssertionError(f"timed out waiting; states: {states}")
+
+
+def all_completed(states: dict, record) -> bool:
+    return all(s == "completed" for s, _ in states.values())
+
+
+def barrier_table(folder: Path, location: str) -> dict:
+    collect(folder, location)
+    record = load_record(folder)
+    return get_store(location).get_output(record.stage("compare").uuids[0])
+
+
+def neb_doc(folder: Path, location: str) -> dict:
+    collect(folder, location)
+    return get_store(location).get_output(load_record(folder).stage("bulk").uuids[-1], load=True)
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> tuple[dict, dict]:
+    """The same flow run in this process: the numbers the cluster run must reproduce."""
+    folder = tmp_path_factory.mktemp("local")
+    store = get_store(str(folder / "store"))
+    flow = study_flow(QUICK_BULK)
+    run_flow(flow, store, folder)
+    uuids = [j.uuid for j, _ in flow.iterflow()]
+    return store.get_output(uuids[-1]), store.get_output(uuids[-2], load=True)
+
+
+def test_submit_study_matches_a_local_run(tmp_path: Path, local_run) -> None:
+    config = tmp_path / "ncmflow.yaml"
+    config.write_text(f"workers:\n  local-slurm:\n    scheduler: slurm\n    work_dir: {tmp_path / 'work'}\n"
+                      "    resources: {cores: 1, walltime: '00:30:00', partition: debug}\n")
+    runner = CliRunner()
+    t0 = time.monotonic()
+    result = runner.invoke(app, ["submit", "study", "--engine", "mlip", "--worker", "local-slurm",
+                                 "--quick", "--models", "bulk", "--config", str(config),
+                                 "--store", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    folder = next((tmp_path / "work").iterdir())
+    wait(folder, all_completed)
+    print(f"submit → complete: {time.monotonic() - t0:.0f} s")
+    status = runner.invoke(app, ["status", str(folder)])
+    assert status.exit_code == 0 and status.output.count("completed") == 5, status.output
+    remote, local = barrier_table(folder, str(tmp_path / "store"))["rows"][0], local_run[0]["rows"][0]
+    for key in ("forward_barrier", "reverse_barrier", "reaction_energy"):
+        assert remote[key] == pytest.approx(local[key], abs=1e-6), key
+    again = runner.invoke(app, ["collect", str(folder)])
+    assert "0 new documents" in again.output
+
+
+def test_scancel_then_retry_loses_nothing(tmp_path: Path) -> None:
+    folder = submit(tmp_path, QUICK_BULK, worker(tmp_path))
+    bulk = load_record(folder).stage("bulk")
+    wait(folder, lambda s, r: len(finished_uuids(folder, bulk)) >= 1)
+    subprocess.run(["scancel", load_record(folder).stage("bulk").job_id], check=True)
+    states = wait(folder, lambda s, r: s["bulk"][0] == "failed")
+    assert "cancelled" in states["bulk"][1] and states["compare"][0] == "waiting"
+    before = {d: 1 for d in finished_uuids(folder, bulk)}
+    assert retry(folder, load_record(folder), worker(tmp_path)) == ["bulk", "compare"]
+    wait(folder, all_completed)
+    assert load_record(folder).stage("bulk").attempts == 2
+    location = str(tmp_path / "store")
+    assert barrier_table(folder, location)["rows"][0]["converged"]
+    store = get_store(location)
+    uuids = [u for s in load_record(folder).stages for u in s.uuids]
+    assert store.docs_store.count({"uuid": {"$in": uuids}}) == len(uuids) == 5
+    assert before.keys() <= finished_uuids(folder, bulk)
+
+
+def test_time_limit_is_detected_and_the_neb_resumes(tmp_path: Path, local_run) -> None:
+    folder = submit(tmp_path, QUICK_BULK, worker(tmp_path))
+    neb_uuid = load_record(folder).stage("bulk").uuids[-1]
+    checkpoint = folder / "runs" / neb_uuid / "neb_checkpoint.extxyz"
+    wait(folder, lambda s, r: checkpoint.is_file())
+    job_id = load_record(folder).stage("bulk").job_id
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=00:01:00"], check=True)
+    states = wait(folder, lambda s, r: s["bulk"][0] == "failed", timeout=300)
+    assert states["bulk"][1] == "time limit 00:01:00 reached"
+    assert retry(folder, load_record(folder), worker(tmp_path)) == ["bulk", "compare"]
+    wait(folder, all_completed)
+    resumed, reference = neb_doc(folder, str(tmp_path / "store")), local_run[1]
+    assert resumed["converged"] and resumed["steps"] < reference["steps"]
+    # the optimizer's history is lost on resume: within fmax 0.1 eV/Å it lands a few 10 meV away
+    assert resumed["forward_barrier"] == pytest.approx(reference["forward_barrier"], abs=0.05)
+
+
+def test_two_flows_at_once(tmp_path: Path) -> None:
+    linear = StudyConfig.create("mlip", quick=True, models=("bulk",), interpolation="linear")
+    folders = [submit(tmp_path, c, worker(tmp_path)) for c in (QUICK_BULK, linear)]
+    for folder in folders:
+        wait(folder, all_completed)
+    store = get_store(str(tmp_path / "store"))
+    for folder in folders:
+        collect(folder, str(tmp_path / "store"))
+        uuids = [u for s in load_record(folder).stages for u in s.uuids]
+        assert store.docs_store.count({"uuid": {"$in": uuids}}) == len(uuids) == 5
