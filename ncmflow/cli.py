@@ -14,7 +14,9 @@ from rich.console import Console
 
 app = typer.Typer(
     help="Build, run and analyse the cPAN@NCM811 Ni-migration study.",
-    no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
 )
 console = Console()
 err = Console(stderr=True)
@@ -71,17 +73,24 @@ class Bulk(StrEnum):
 @friendly
 def build(
     kind: Annotated[Kind, typer.Argument(help="Which model to build.")],
-    output: Annotated[Path, typer.Option(
-        "-o", "--output", help="File (.cif .vasp POSCAR .extxyz .json); for migration a folder.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="File (.cif .vasp POSCAR .extxyz .json); for migration a folder."
+        ),
+    ],
     bulk: Annotated[Bulk, typer.Option(help="Bulk a slab/interface is cut from.")] = Bulk.li05nio2,
     facet: Annotated[str, typer.Option(help="Slab facet, hexagonal setting: 104 or 003.")] = "104",
     layers: Annotated[int, typer.Option(help="Slab thickness in (hkl) planes.")] = 4,
     vacuum: Annotated[float, typer.Option(help="Vacuum thickness (Å).")] = 15.0,
     fixed_layers: Annotated[int, typer.Option(help="Bottom planes held fixed.")] = 2,
-    n_units: Annotated[int | None, typer.Option(
-        "--n-units", help="cPAN repeat units [default: 5; migration: 3].")] = None,
-    degree: Annotated[float | None, typer.Option(
-        help="cPAN cyclization degree, 0…1 [default: 0.80 as cPAN-260; migration: 0.67].")] = None,
+    n_units: Annotated[
+        int | None, typer.Option("--n-units", help="cPAN repeat units [default: 5; migration: 3].")
+    ] = None,
+    degree: Annotated[
+        float | None,
+        typer.Option(help="cPAN cyclization degree, 0…1 [default: 0.80 as cPAN-260; migration: 0.67]."),
+    ] = None,
     n_kind: Annotated[str, typer.Option(help="N bound to Ni: pyridinic or nitrile.")] = "pyridinic",
     model: Annotated[str, typer.Option(help="Migration model: bulk, bare or cpan.")] = "bulk",
     seed: Annotated[int, typer.Option(help="Seed for NCM811 ordering ties and cPAN embedding.")] = 0,
@@ -106,8 +115,10 @@ def build(
         for name, s in (("start", start), ("end", end)):
             write_structure(s, folder / f"{name}{ext}")
         summarize(console, start, f"Ni hop ({model}): start", folder / f"start{ext}")
-        console.print(f"end point: {folder / ('end' + ext)} — Ni #{start.properties['moved_index']} moved "
-                      f"{start.properties['hop_distance']:.2f} Å")
+        console.print(
+            f"end point: {folder / ('end' + ext)} — Ni #{start.properties['moved_index']} moved "
+            f"{start.properties['hop_distance']:.2f} Å"
+        )
         return
     builders = {"linio2": st.linio2, "li05nio2": st.li05nio2, "ncm811": lambda: st.ncm811(seed)}
     if kind.value in builders:
@@ -117,8 +128,9 @@ def build(
     else:
         obj = st.slab(builders[bulk.value](), facet, layers, vacuum, fixed_layers)
         if kind is Kind.interface:
-            obj = st.interface(obj, st.cpan(n_units or 5, 0.8 if degree is None else degree, seed),
-                               n_kind=n_kind)
+            obj = st.interface(
+                obj, st.cpan(n_units or 5, 0.8 if degree is None else degree, seed), n_kind=n_kind
+            )
     write_structure(obj, output)
     summarize(console, obj, kind.value, output)
 
@@ -135,8 +147,9 @@ def inputs_write(
     job: Annotated[str, typer.Option(help="relax, static, neb or lobster.")] = "relax",
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write.")] = Path("inputs"),
     n_images: Annotated[int, typer.Option(help="NEB images between the end points.")] = 5,
-    bulk: Annotated[bool | None, typer.Option("--bulk/--no-bulk",
-                                              help="Force a cell relax (bulk) or fixed cell.")] = None,
+    bulk: Annotated[
+        bool | None, typer.Option("--bulk/--no-bulk", help="Force a cell relax (bulk) or fixed cell.")
+    ] = None,
 ) -> None:
     """Write the paper's PBE+D3 inputs for one job.
 
@@ -155,9 +168,14 @@ def inputs_write(
         console.print("[yellow]no POTCARs configured (PMG_VASP_PSP_DIR): wrote POTCAR.spec instead[/]")
 
 
-StoreOption = Annotated[str | None, typer.Option(
-    "--store", help="Store: a folder (embedded montydb) or a jobflow store .yaml; "
-    "default: your jobflow config, else ./ncmflow_data.")]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store: a folder (embedded montydb) or a jobflow store .yaml; "
+        "default: your jobflow config, else ./ncmflow_data.",
+    ),
+]
 
 
 @app.command()
@@ -188,8 +206,11 @@ def study(
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
     job_store = get_store(store)
     flow = saved_flow(job_store, config.key, lambda: study_flow(config))
-    workdir = Path(store) if store and Path(store).suffix not in (".yaml", ".yml", ".json") else Path(
-        "ncmflow_data")
+    workdir = (
+        Path(store)
+        if store and Path(store).suffix not in (".yaml", ".yml", ".json")
+        else Path("ncmflow_data")
+    )
     try:
         with StudyDisplay(console, config.models) as display:
             status = run_flow(flow, job_store, workdir)
@@ -257,8 +278,14 @@ def query(
     for column in ("stage", "model", "engine", "result", "finished"):
         table.add_column(column)
     for rec in records:
-        table.add_row(rec["uuid"], rec["stage"] or rec["kind"], rec["model"] or "", rec["engine"] or "",
-                      rec["result"], rec["completed_at"][:16].replace("T", " "))
+        table.add_row(
+            rec["uuid"],
+            rec["stage"] or rec["kind"],
+            rec["model"] or "",
+            rec["engine"] or "",
+            rec["result"],
+            rec["completed_at"][:16].replace("T", " "),
+        )
     console.print(table)
 
 
@@ -285,13 +312,18 @@ def show(
 
 # --- HPC: submit to a cluster, watch, recover (issue 6) -----------------------------------
 
+
 class Backend(StrEnum):
     direct = "direct"
     jobflow_remote = "jobflow-remote"
 
 
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", help="ncmflow config (workers); default ./ncmflow.yaml, ~/.config/ncmflow/config.yaml.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="ncmflow config (workers); default ./ncmflow.yaml, ~/.config/ncmflow/config.yaml."
+    ),
+]
 submit_app = typer.Typer(help="Submit a flow to a cluster (see docs/hpc.md).", no_args_is_help=True)
 app.add_typer(submit_app, name="submit")
 
@@ -337,16 +369,19 @@ def submit_study(
     hpc = _hpc_config(config)
     target = hpc.worker(worker)
     get_engine(engine)
-    study = StudyConfig.create(engine, quick, models=tuple(check_label(m.strip(), "model name")
-                                                           for m in models.split(",")))
+    study = StudyConfig.create(
+        engine, quick, models=tuple(check_label(m.strip(), "model name") for m in models.split(","))
+    )
     if backend is Backend.jobflow_remote:
         if dry_run:
             typer.echo(jfremote.project_yaml(hpc))
             typer.echo(jfremote.worker_script(hpc, worker))
             return
         ids = jfremote.submit(saved_flow(get_store(store), study.key, lambda: study_flow(study)), hpc, worker)
-        console.print(f"queued {len(ids)} jobs in jobflow-remote project {hpc.jobflow_remote.project}; "
-                      "run `jf runner start`, watch with `jf job list`")
+        console.print(
+            f"queued {len(ids)} jobs in jobflow-remote project {hpc.jobflow_remote.project}; "
+            "run `jf runner start`, watch with `jf job list`"
+        )
         return
     if dry_run:
         folder, scripts = new_submission(study_flow(study), worker, target, None, study.key, dry_run=True)
@@ -359,8 +394,9 @@ def submit_study(
     job_store = get_store(store)
     flow = saved_flow(job_store, study.key, lambda: study_flow(study))
     folder, _ = new_submission(flow, worker, target, pinned_store(store), study.key)
-    console.print(f"submitted {study.key} to {worker}: {folder}\nwatch: ncmflow status {folder}",
-                  highlight=False)
+    console.print(
+        f"submitted {study.key} to {worker}: {folder}\nwatch: ncmflow status {folder}", highlight=False
+    )
 
 
 @app.command()
@@ -486,3 +522,172 @@ def run_jobs(
         traceback.print_exc()
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
+
+
+analyze_app = typer.Typer(help="Analyse finished calculations (never runs one).", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
+OutOption = Annotated[Path, typer.Option("-o", "--out", help="Output folder for plots and data.")]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    import json
+
+    path.write_text(json.dumps(data, indent=1, default=float))
+    console.print(f"wrote {path}")
+
+
+@analyze_app.command("neb")
+@friendly
+def analyze_neb(
+    source: Annotated[str, typer.Argument(help="A VASP NEB folder (00…N+1 with OUTCARs) or a store uuid.")],
+    store: StoreOption = None,
+    out: OutOption = Path("analysis"),
+) -> None:
+    """Splined energy profile (tangential forces), barriers, saddle position.
+
+    Example: `ncmflow analyze neb vasp_neb/` or `ncmflow analyze neb 3f2a… -o neb_bare`
+    """
+    from ncmflow.analysis.neb import plot_profiles, profile_from_vasp_neb
+
+    if Path(source).is_dir():
+        prof, label = profile_from_vasp_neb(source), Path(source).name
+    else:
+        from monty.json import MontyDecoder
+
+        from ncmflow.analysis.barriers import profile
+        from ncmflow.workflows.store import get_store
+
+        doc = get_store(store).query_one({"uuid": source, "output.@class": "BarrierDoc"}, load=True)
+        if doc is None:
+            raise UserError(f"{source} is neither a folder nor the uuid of a stored NEB result")
+        barrier = MontyDecoder().process_decoded(doc["output"])
+        prof, label = profile(barrier), f"{barrier.model} ({barrier.engine})"
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"{label}: forward {prof.forward_barrier:.3f} eV, reverse {prof.reverse_barrier:.3f} eV, "
+        f"ΔE {prof.reaction_energy:.3f} eV, saddle at {prof.saddle_x:.2f} Å (image {prof.saddle_index})"
+    )
+    console.print(f"wrote {plot_profiles({label: prof}, out / 'neb_profile.png')}")
+    _write_json(out / "neb_profile.json", prof.as_dict())
+
+
+@analyze_app.command("pdos")
+@friendly
+def analyze_pdos(
+    vasprun: Annotated[Path, typer.Argument(help="vasprun.xml(.gz) with projections (LORBIT=11).")],
+    labels: Annotated[
+        str, typer.Option(help="Projections, e.g. Ni-d,N-p,O-p or Ni12-d for one site.")
+    ] = "Ni-d,N-p,O-p",
+    overlap: Annotated[
+        str | None, typer.Option(help="Two labels whose overlap near E_F to report, e.g. Ni-d,N-p.")
+    ] = None,
+    centre: Annotated[
+        str | None, typer.Option(help="Label whose band centre to report, e.g. Ni12-d.")
+    ] = None,
+    out: OutOption = Path("analysis"),
+) -> None:
+    """Element/orbital-projected DOS (spin up/down), d-band centre, PDOS overlap in [E_F−2, E_F+1] eV.
+
+    Example: `ncmflow analyze pdos vasprun.xml --labels Ni-d,N-p --overlap Ni-d,N-p --centre Ni12-d`
+    """
+    from ncmflow.analysis.pdos import PdosData, band_centre, pdos_overlap, plot_pdos
+
+    wanted = [x.strip() for x in labels.split(",") if x.strip()]
+    pdos = PdosData.from_vasprun(vasprun, labels=wanted)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"efermi": pdos.efermi}
+    if centre:
+        result["band_centre_eV"] = band_centre(pdos, centre)
+        console.print(f"{centre} band centre: {result['band_centre_eV']:.3f} eV (relative to E_F)")
+    if overlap:
+        a, b = (x.strip() for x in overlap.split(","))
+        result["overlap"] = pdos_overlap(pdos, a, b)
+        console.print(f"{a}/{b} overlap in [E_F−2, E_F+1] eV: {result['overlap']:.3f}")
+    console.print(f"wrote {plot_pdos(pdos, out / 'pdos.png', labels=wanted)}")
+    _write_json(out / "pdos.json", {**result, **pdos.as_dict()})
+
+
+@analyze_app.command("cohp")
+@friendly
+def analyze_cohp(
+    folder: Annotated[Path, typer.Argument(help="LOBSTER run folder (COHPCAR, ICOHPLIST, CONTCAR).")],
+    pair: Annotated[str, typer.Option(help="Element pair, e.g. Ni,N.")] = "Ni,N",
+    max_length: Annotated[float | None, typer.Option(help="Only bonds up to this length (Å).")] = None,
+    out: OutOption = Path("analysis"),
+) -> None:
+    """−COHP(E) and −ICOHP at E_F of the chosen pair, spin-resolved; plot with bonding to the right.
+
+    Example: `ncmflow analyze cohp lobster_run/ --pair Ni,N --max-length 2.3`
+    """
+    from ncmflow.analysis.cohp import plot_cohp, read_lobster_cohp
+
+    elements = tuple(x.strip() for x in pair.split(","))
+    if len(elements) != 2:
+        raise UserError(f"--pair needs two elements like Ni,N (got {pair!r})")
+    result = read_lobster_cohp(folder, pair=elements, max_length=max_length)
+    out.mkdir(parents=True, exist_ok=True)
+    for spin, values in result.minus_icohp_at_ef.items():
+        for label, atoms, length, value in zip(
+            result.labels, result.atoms, result.lengths, values, strict=True
+        ):
+            console.print(
+                f"{'–'.join(atoms)} ({length:.3f} Å, bond {label}) spin {spin}: −ICOHP(E_F) = {value:.4f} eV"
+            )
+    console.print(f"wrote {plot_cohp({'–'.join(elements): result}, out / 'cohp.png')}")
+    _write_json(out / "cohp.json", result.as_dict())
+
+
+def _slice_direction(grid, i: int, j: int) -> tuple[float, float, float]:
+    """The plane holds the bond and the surface normal, or x when the bond is (nearly) vertical."""
+    import numpy as np
+
+    bond = grid.atoms.get_distance(i, j, mic=True, vector=True)
+    return (1.0, 0.0, 0.0) if abs(bond[2]) > 0.95 * np.linalg.norm(bond) else (0.0, 0.0, 1.0)
+
+
+@analyze_app.command("cdd")
+@friendly
+def analyze_cdd(
+    combined: Annotated[Path, typer.Argument(help="Density of cPAN@slab (CHGCAR or .cube).")],
+    slab_density: Annotated[Path, typer.Argument(help="Density of the slab alone, same grid.")],
+    molecule_density: Annotated[Path, typer.Argument(help="Density of cPAN alone, same grid.")],
+    ni: Annotated[int, typer.Option(help="Index of the Ni of the Ni–N bond.")],
+    n: Annotated[int, typer.Option(help="Index of the N of the Ni–N bond.")],
+    radius: Annotated[float, typer.Option(help="Sphere radius for the charge moved (Å).")] = 1.0,
+    out: OutOption = Path("analysis"),
+) -> None:
+    """Δρ = ρ(cPAN@slab) − ρ(slab) − ρ(cPAN): a file for VESTA, a slice through Ni–N, Δρ(z), ΔQ(z).
+
+    Example: `ncmflow analyze cdd CHGCAR_ab CHGCAR_slab CHGCAR_cpan --ni 60 --n 96`
+    """
+    from ncmflow.analysis.cdd import (
+        DensityGrid,
+        density_difference,
+        plane_average,
+        plane_slice,
+        plot_plane_average,
+        plot_slice,
+        sphere_charges,
+    )
+
+    def load(path: Path) -> DensityGrid:
+        return DensityGrid.from_cube(path) if path.suffix == ".cube" else DensityGrid.from_chgcar(path)
+
+    delta = density_difference(load(combined), load(slab_density), load(molecule_density))
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = ".cube" if combined.suffix == ".cube" else ".vasp"
+    delta.write(out / f"delta_rho{suffix}")
+    charges = sphere_charges(delta, [ni, n], radius)
+    for name, value in charges.items():
+        console.print(f"Δq in {radius:.1f} Å around {name}: {value:+.4f} e")
+    cut = plane_slice(delta, ni, n, direction=_slice_direction(delta, ni, n))
+    console.print(f"wrote {plot_slice(cut, out / 'cdd_slice.png')}")
+    average = plane_average(delta)
+    console.print(f"wrote {plot_plane_average(average, out / 'cdd_plane_average.png')}")
+    _write_json(
+        out / "cdd.json",
+        {
+            "sphere_charges": charges,
+            **{k: v.tolist() if hasattr(v, "tolist") else v for k, v in average.items()},
+        },
+    )

@@ -107,3 +107,23 @@ def test_castep_ts_output_parsing():
     assert parse_ts_barriers(text) == {"reactant": 3.3612, "product": 0.912}
     with pytest.raises(ValueError, match="did not finish"):
         parse_ts_barriers("Total energy corrected for finite basis set = -1234 eV")
+
+
+def test_neb_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A killed NEB (walltime, scancel) restarts from the images it last saved, not from scratch."""
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from ncmflow.inputs.write import neb_images
+    from ncmflow.workflows.neb import CHECKPOINT
+
+    images = neb_images(*ni_hop_endpoints("bulk"), n_images=3)
+    saved = [AseAtomsAdaptor.get_atoms(s) for s in images]
+    saved[2].positions[5] += [0.1, -0.2, 0.05]
+    monkeypatch.chdir(tmp_path)
+    write(CHECKPOINT, saved, format="extxyz")
+    frames = CiNebMaker()._frames(images)
+    assert (frames[2].positions[5] - saved[2].positions[5]) == pytest.approx([0, 0, 0], abs=1e-6)
+    (tmp_path / CHECKPOINT).unlink()
+    fresh = CiNebMaker()._frames(images)
+    assert (fresh[2].positions[5] - images[2].cart_coords[5]) == pytest.approx([0, 0, 0], abs=1e-6)

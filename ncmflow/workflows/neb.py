@@ -145,7 +145,8 @@ class CiNebMaker(Maker):
             step["n"] += 1
             fmax = float(np.sqrt((neb.get_forces() ** 2).sum(axis=1).max()))
             progress.report(model=model, stage="neb", step=step["n"], fmax=fmax)
-            write(CHECKPOINT, frames)
+            write(f"{CHECKPOINT}.part", frames, format="extxyz")
+            Path(f"{CHECKPOINT}.part").replace(CHECKPOINT)  # atomic: a kill never leaves half a file
 
         opt.attach(observe, interval=1)
         t0 = time.perf_counter()
