@@ -39,8 +39,10 @@ def main() -> None:
     print(f"ncmflow study ({args.models}), engine mlip, fresh store")
     for mode, (wall, peak) in results.items():
         verdict = "met" if wall <= TARGETS[mode] else "NOT met"
-        print(f"{mode:6} {wall:8.1f} s  peak {peak:7.0f} MB  target {TARGETS[mode]:.0f} s: {verdict} "
-              f"(ratio {wall / TARGETS[mode]:.2f})")
+        print(
+            f"{mode:6} {wall:8.1f} s  peak {peak:7.0f} MB  target {TARGETS[mode]:.0f} s: {verdict} "
+            f"(ratio {wall / TARGETS[mode]:.2f})"
+        )
     if "full" in results:
         print(f"full / quick wall-time ratio {results['full'][0] / results['quick'][0]:.2f}")
 
