@@ -156,3 +156,14 @@ def test_broken_cif_is_a_clear_error(tmp_path):
     bad.write_text("data_x\n_cell_length_a 3\nloop_\n_atom_site_label\nNi 0 0\n")
     with pytest.raises(ValueError, match="does not parse"):
         read_structure(bad)
+
+
+@pytest.mark.parametrize("facet", ["104", "003"])
+def test_ncm811_slab_keeps_ratio_and_dopants_apart(facet):
+    s = st.slab(st.ncm811(seed=0), facet)
+    c = s.composition
+    assert c["Ni"] == 8 * c["Mn"] == 8 * c["Co"] and c["Li"] == c["Ni"] + c["Mn"] + c["Co"]
+    dopants = [i for i, sp in enumerate(s.species) if sp.symbol in ("Mn", "Co")]
+    d = s.distance_matrix[np.ix_(dopants, dopants)] + np.diag([np.inf] * len(dopants))
+    assert d.min() > 3.0  # no Mn/Co pair on nearest-neighbour TM sites (2.88 Å)
+    assert st.slab(st.ncm811(seed=0), facet) == s  # deterministic for the seed

@@ -7,7 +7,7 @@ from typing import Any
 
 from jobflow import JobStore
 
-KINDS = {"neb": ["BarrierDoc"], "relax": ["AseStructureTaskDoc", "TaskDoc"], "static": []}
+KINDS = ("relax", "static", "neb")
 
 
 def _output(doc: dict[str, Any]) -> dict[str, Any]:

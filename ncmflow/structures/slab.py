@@ -17,6 +17,7 @@ from pymatgen.core.surface import SlabGenerator
 from ncmflow.structures.bulk import C_EXP, Z_O, ewald_energy, formal_charges, linio2
 
 VACANCY = "vacancy"
+DOPANTS = ("Mn", "Co")
 FACETS = {"104": (1, 0, 4), "003": (0, 0, 3)}
 
 
@@ -107,25 +108,9 @@ def _standard_frame(slab: Structure, vacuum: float) -> Structure:
     return Structure(lattice, slab.species, frac[: len(slab)], properties=properties)
 
 
-def slab(
-    bulk: Structure,
-    facet: str | tuple[int, int, int] = "104",
-    layers: int = 4,
-    vacuum: float = 15.0,
-    fixed_layers: int = 2,
-    in_plane: tuple[int, int] = (1, 1),
-) -> Structure:
-    """A symmetric, stoichiometric slab of ``bulk`` with its bottom layers fixed.
-
-    ``layers`` counts (hkl) planes; ``fixed_layers`` of them at the bottom get
-    ``selective_dynamics`` = False. ``in_plane`` multiplies the smallest in-plane cell that
-    carries the bulk ordering. Li vacancies go to ``properties["li_vacancies"]``.
-    """
-    hkl = parse_facet(facet)
-    if layers < 2 or not 0 <= fixed_layers < layers:
-        raise ValueError(f"need layers >= 2 and 0 <= fixed_layers < layers (got {layers}, {fixed_layers})")
-    if vacuum <= 0:
-        raise ValueError(f"vacuum must be positive (got {vacuum})")
+def _cut(bulk: Structure, hkl: tuple[int, int, int], layers: int, vacuum: float,
+         in_plane: tuple[int, int]) -> Structure:
+    """The stoichiometric, least polar, lowest-Ewald slab carrying ``bulk``'s ordering."""
     parent = _hex_parent(bulk)
     spacing = parent.lattice.d_hkl(hkl)
     gen = SlabGenerator(
@@ -150,8 +135,73 @@ def slab(
             if best is None or key < best[0]:
                 best = (key, trial)
     if best is None:
-        raise ValueError(f"no stoichiometric {facet} slab of {bulk.composition.reduced_formula}")
-    out = _standard_frame(best[1].get_sorted_structure(key=lambda s: s.specie.X), vacuum)
+        raise ValueError(f"no stoichiometric {hkl} slab of {bulk.composition.reduced_formula}")
+    return best[1]
+
+
+def _dope(cut: Structure, bulk: Structure, fractions: dict[str, float]) -> Structure:
+    """Replace Ni by Mn/Co in the bulk's ratio, seeded, with no two dopants nearest neighbours.
+
+    The slab grows along a until the TM count allows the exact ratio (10 TM sites per repeat for
+    NCM811); sites are visited in a seeded random order and taken unless next to a dopant.
+    """
+    ni = [i for i, sp in enumerate(cut.species) if sp.symbol == "Ni"]
+    grow = next(k for k in range(1, 11) if all(abs(f * len(ni) * k - round(f * len(ni) * k)) < 1e-6
+                                                 for f in fractions.values()))
+    cut = cut.copy()
+    cut.make_supercell([grow, 1, 1])
+    ni = [i for i, sp in enumerate(cut.species) if sp.symbol == "Ni"]
+    counts = {el: round(f * len(ni)) for el, f in fractions.items()}
+    rng = np.random.default_rng(bulk.properties.get("seed", 0))
+    dist = cut.distance_matrix
+    need = sum(counts.values())
+    for _ in range(200):  # seeded random sequential placement, skipping nearest neighbours
+        picks: list[int] = []
+        for site in rng.permutation(ni):
+            if all(dist[site, p] > 3.0 for p in picks):
+                picks.append(int(site))
+            if len(picks) == need:
+                break
+        if len(picks) == need:
+            break
+    else:
+        raise ValueError("could not place the dopants apart: use more layers or a wider slab")
+    elements = [el for el, n in counts.items() for _ in range(n)]
+    for index, element in zip(picks, elements, strict=True):
+        cut.replace(index, element)
+    cut.properties["tm_ordering"] = {"criterion": "seeded draw, no Mn/Co nearest neighbours",
+                                     "seed": bulk.properties.get("seed", 0)}
+    return cut
+
+
+def slab(
+    bulk: Structure,
+    facet: str | tuple[int, int, int] = "104",
+    layers: int = 4,
+    vacuum: float = 15.0,
+    fixed_layers: int = 2,
+    in_plane: tuple[int, int] = (1, 1),
+) -> Structure:
+    """A symmetric, stoichiometric slab of ``bulk`` with its bottom layers fixed.
+
+    ``layers`` counts (hkl) planes; ``fixed_layers`` of them at the bottom get
+    ``selective_dynamics`` = False. ``in_plane`` multiplies the smallest in-plane cell that
+    carries the bulk ordering. Li vacancies go to ``properties["li_vacancies"]``.
+    """
+    hkl = parse_facet(facet)
+    if layers < 2 or not 0 <= fixed_layers < layers:
+        raise ValueError(f"need layers >= 2 and 0 <= fixed_layers < layers (got {layers}, {fixed_layers})")
+    if vacuum <= 0:
+        raise ValueError(f"vacuum must be positive (got {vacuum})")
+    comp = bulk.composition
+    tm = sum(comp[el] for el in ("Ni", *DOPANTS))
+    dopants = {el: comp[el] / tm for el in DOPANTS if el in comp}  # fraction of the TM sites
+    if dopants:  # NCM811's 10-TM cell is incommensurate with the slab cells: dope the LiNiO2 slab
+        cut = _dope(_cut(_hex_parent(bulk), hkl, layers, vacuum, in_plane), bulk, dopants)
+    else:
+        cut = _cut(bulk, hkl, layers, vacuum, in_plane)
+    spacing = _hex_parent(bulk).lattice.d_hkl(hkl)
+    out = _standard_frame(cut.get_sorted_structure(key=lambda s: s.specie.X), vacuum)
     layer = _layer_index(out, spacing)
     out.add_site_property("selective_dynamics", [[bool(n >= fixed_layers)] * 3 for n in layer])
     out.properties.update(
@@ -159,6 +209,6 @@ def slab(
         f"({''.join(map(str, hkl))}) slab",
         facet=list(hkl), layers=layers, fixed_layers=fixed_layers, vacuum=vacuum,
         layer_spacing=spacing, hexagonal_lattice=bulk.properties.get("hexagonal_lattice"),
-        registry_ewald_energy_eV=best[0][1], dipole_eA=_dipole(out),
+        dipole_eA=_dipole(out),
     )
     return out
