@@ -51,10 +51,47 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
 
 
 def test_help_is_fast_and_has_examples():
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ncmflow", "--help"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ncmflow", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "torch" not in out.stderr and "pymatgen" not in out.stderr.split("ncmflow.cli")[0]
     heavy = [line for line in out.stderr.splitlines() if "torch" in line or "jobflow" in line]
     assert not heavy
     for cmd in ["build"]:
         assert "Example" in runner.invoke(app, [cmd, "--help"]).output
+
+
+def test_inputs_write_neb_folders_and_errors(tmp_path):
+    hop = tmp_path / "hop"
+    assert runner.invoke(app, ["build", "migration", "-o", str(hop)]).exit_code == 0
+    ends = [str(hop / "start.vasp"), str(hop / "end.vasp")]
+    result = runner.invoke(
+        app,
+        [
+            "inputs",
+            "write",
+            "--engine",
+            "vasp",
+            "--job",
+            "neb",
+            "--n-images",
+            "3",
+            *ends,
+            "-o",
+            str(tmp_path / "neb"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "neb").iterdir() if p.is_dir()) == [
+        "00",
+        "01",
+        "02",
+        "03",
+        "04",
+    ]
+    assert "POTCAR.spec" in result.output
+    bad = runner.invoke(app, ["inputs", "write", "--engine", "qe", *ends, "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1

@@ -127,3 +127,11 @@ def test_neb_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     (tmp_path / CHECKPOINT).unlink()
     fresh = CiNebMaker()._frames(images)
     assert (fresh[2].positions[5] - images[2].cart_coords[5]) == pytest.approx([0, 0, 0], abs=1e-6)
+
+
+def test_exploded_end_point_is_not_a_barrier(tmp_path):
+    start, end = ni_hop_endpoints("bulk")
+    broken = end.copy()
+    broken.translate_sites([1], broken[0].coords - broken[1].coords + [0.3, 0, 0], frac_coords=False)
+    doc = run_job(CiNebMaker().make([start, start.copy(), broken], "bulk"), tmp_path)
+    assert not doc.converged and "exploded" in doc.reason

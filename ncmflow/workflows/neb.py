@@ -23,6 +23,7 @@ from ncmflow.workflows import progress
 from ncmflow.workflows.documents import BarrierDoc
 
 CHECKPOINT = "neb_checkpoint.extxyz"
+EXPLODED = 0.7  # Å: closer than any bond, an end point relaxation went wrong
 DRIFT_LIMIT = 1.0  # Å: an end point whose hopping Ni ends closer than this to the start fell back
 
 
@@ -58,6 +59,17 @@ def _hopping_distance(start: Structure, end: Structure) -> tuple[int, float]:
     return int(d.argmax()), float(d.max())
 
 
+def _broken_end_point(start: Structure, end: Structure, idx: int, hop: float) -> str | None:
+    """Why relaxed end points cannot bound this hop (None when they can)."""
+    for name, s in (("start", start), ("end", end)):
+        closest = (s.distance_matrix + np.diag([np.inf] * len(s))).min()
+        if closest < EXPLODED:
+            return f"{name} relaxation exploded: two atoms {closest:.2f} Å apart"
+    if hop < DRIFT_LIMIT:
+        return f"end point drifted back: hopping atom {idx} is {hop:.2f} Å from its start after relaxation"
+    return None
+
+
 @dataclass
 class CiNebMaker(Maker):
     """Climbing-image NEB with any local ASE calculator of the engine registry."""
@@ -81,10 +93,9 @@ class CiNebMaker(Maker):
         common = {"model": model, "engine": self.engine, "fmax": self.fmax, "hop_distance": hop,
                   "optimizer": self.optimizer, "tangent": self.tangent,
                   "interpolation": self.interpolation, "initial_images": images}
-        if hop < DRIFT_LIMIT:
-            return BarrierDoc(images=images, state="failed", converged=False, **common,
-                              reason=f"end point drifted back: hopping atom {idx} is {hop:.2f} Å "
-                              "from its start after relaxation")
+        reason = _broken_end_point(images[0], images[-1], idx, hop)
+        if reason:
+            return BarrierDoc(images=images, state="failed", converged=False, reason=reason, **common)
         frames = self._frames(images)
         counters = []
         for frame in frames:
