@@ -186,12 +186,20 @@ def study(
     models: Annotated[str, typer.Option(help="Comma-separated migration models.")] = "bulk,bare,cpan",
     store: StoreOption = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
+    write_inputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-inputs", help="Only write every model's relax and NEB inputs for the engine here."
+        ),
+    ] = None,
 ) -> None:
     """Run the Ni-migration barrier study and write the report.
 
-    Interrupt it and run it again: finished jobs are reused from the store.
+    Interrupt it and run it again: finished jobs are reused from the store. For engines that run
+    elsewhere, `--write-inputs DIR` writes the study's input folders instead.
 
-    Example: `ncmflow study --quick` then open `report/index.html`
+    Example: `ncmflow study --quick` then open `report/index.html`;
+    `ncmflow study --engine castep --write-inputs castep_inputs`
     """
     from ncmflow.analysis.barriers import write_report
     from ncmflow.workflows.engines import get_engine
@@ -201,6 +209,12 @@ def study(
     from ncmflow.workflows.study import StudyConfig, study_flow
 
     config = StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")))
+    if write_inputs is not None:
+        from ncmflow.workflows.study import write_study_inputs
+
+        for path in write_study_inputs(config, write_inputs):
+            console.print(f"wrote {path}")
+        return
     problem = get_engine(engine).missing()
     if problem:
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")

@@ -95,3 +95,16 @@ def test_bad_input_one_line_exit_2(tmp_path, monkeypatch, args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_study_writes_cluster_inputs(tmp_path):
+    result = runner.invoke(app, ["study", "--engine", "vasp", "--models", "bulk", "--write-inputs",
+                                 str(tmp_path / "vasp")])
+    assert result.exit_code == 0, result.output
+    from pymatgen.io.vasp import Incar
+
+    relax = Incar.from_file(tmp_path / "vasp" / "bulk" / "relax_start" / "INCAR")
+    assert relax["ISIF"] == 2 and relax["ENCUT"] == 520 and relax["IVDW"] == 12
+    neb = tmp_path / "vasp" / "bulk" / "neb"
+    assert Incar.from_file(neb / "INCAR")["IMAGES"] == 5
+    assert sorted(p.name for p in neb.iterdir() if p.is_dir()) == [f"{i:02d}" for i in range(7)]

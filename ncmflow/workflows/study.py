@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from jobflow import Flow, job
 
@@ -67,6 +68,26 @@ def barrier_table(rows: list[BarrierRow]) -> BarrierTable:
 def compare_barriers(docs: list[BarrierDoc]) -> BarrierTable:
     """The study's last job: the barrier table from the three NEB results."""
     return barrier_table([barrier_row(d) for d in docs])
+
+
+def write_study_inputs(config: StudyConfig, folder: Path) -> list[Path]:
+    """Every model's end-point relaxations and NEB as input folders for ``config.engine``.
+
+    The NEB folder interpolates the unrelaxed end points; on a cluster, ``ncmflow submit`` runs
+    the real flow, which interpolates between the relaxed ones.
+    """
+    from ncmflow.inputs.write import write_inputs
+
+    if not Path(folder).parent.is_dir():
+        raise ValueError(f"output folder {Path(folder).parent} does not exist")
+    written = []
+    for model in config.models:
+        start, end = ni_hop_endpoints(model)
+        base = Path(folder) / model
+        written += write_inputs(config.engine, "relax", [start], base / "relax_start", bulk=False)
+        written += write_inputs(config.engine, "relax", [end], base / "relax_end", bulk=False)
+        written += write_inputs(config.engine, "neb", [start, end], base / "neb", n_images=config.n_images)
+    return written
 
 
 def study_flow(config: StudyConfig) -> Flow:
