@@ -20,6 +20,7 @@ from monty.json import MontyDecoder
 
 from ncmflow.analysis.neb import BarrierProfile, plot_profiles, profile_from_arrays
 from ncmflow.analysis.plotting import figure, save
+from ncmflow.structures import MODELS
 from ncmflow.workflows.documents import PAPER_BARRIERS, BarrierDoc, BarrierTable
 from ncmflow.workflows.study import barrier_row, barrier_table
 
@@ -60,7 +61,8 @@ def load_barriers(store: JobStore, **filters: Any) -> list[StoredBarrier]:
         if key not in newest or doc["completed_at"] > newest[key]["completed_at"]:
             newest[key] = doc
     out = []
-    for key in sorted(newest):
+    order = {m: i for i, m in enumerate(MODELS)}
+    for key in sorted(newest, key=lambda k: (order.get(k[0], len(order)), k)):
         meta = newest[key]
         full = store.query_one({"uuid": meta["uuid"]}, load=True)
         out.append(StoredBarrier(meta["uuid"], meta["completed_at"], meta.get("metadata", {}).get("study"),
