@@ -122,10 +122,12 @@ def test_neb_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     saved[2].positions[5] += [0.1, -0.2, 0.05]
     monkeypatch.chdir(tmp_path)
     write(CHECKPOINT, saved, format="extxyz")
-    frames = CiNebMaker()._frames(images)
+    frames, resumed = CiNebMaker()._frames(images)
+    assert resumed
     assert (frames[2].positions[5] - saved[2].positions[5]) == pytest.approx([0, 0, 0], abs=1e-6)
     (tmp_path / CHECKPOINT).unlink()
-    fresh = CiNebMaker()._frames(images)
+    fresh, resumed = CiNebMaker()._frames(images)
+    assert not resumed
     assert (fresh[2].positions[5] - images[2].cart_coords[5]) == pytest.approx([0, 0, 0], abs=1e-6)
 
 

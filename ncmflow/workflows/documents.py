@@ -20,7 +20,8 @@ class BarrierDoc(NebResult):
     saddle_index: int | None = Field(None, description="Index of the climbing (highest) image.")
     reaction_energy: float | None = Field(None, description="E(end) − E(start) (eV).")
     force_calls: int = Field(0, description="Force evaluations on the moving images.")
-    steps: int = Field(0, description="Optimizer iterations.")
+    steps: int = Field(0, description="Optimizer iterations (of this attempt).")
+    resumed: bool = Field(False, description="Started from the checkpoint of a killed attempt.")
     wall_time: float = Field(0.0, description="Seconds spent in the NEB optimisation.")
     fmax: float | None = Field(None, description="Force tolerance (eV/Å).")
     optimizer: str | None = None

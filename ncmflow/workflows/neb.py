@@ -96,7 +96,7 @@ class CiNebMaker(Maker):
         reason = _broken_end_point(images[0], images[-1], idx, hop)
         if reason:
             return BarrierDoc(images=images, state="failed", converged=False, reason=reason, **common)
-        frames = self._frames(images)
+        frames, resumed = self._frames(images)
         counters = []
         for frame in frames:
             counters.append(CountingCalculator(engine.calculator(**self.engine_options)))
@@ -122,11 +122,11 @@ class CiNebMaker(Maker):
             reaction_energy=energies[-1] - energies[0], saddle_index=saddle,
             forces=[f.tolist() for f in forces], max_forces=max_forces, converged=converged,
             reason=reason, force_calls=sum(c.calls for c in counters[1:-1]), steps=steps,
-            wall_time=wall, dir_name=str(Path.cwd()), **common,
+            wall_time=wall, dir_name=str(Path.cwd()), resumed=resumed, **common,
         )
 
-    def _frames(self, images: list[Structure]) -> list[Any]:
-        """ASE images; a checkpoint left by a killed run of this job is resumed from."""
+    def _frames(self, images: list[Structure]) -> tuple[list[Any], bool]:
+        """ASE images, and whether they come from the checkpoint a killed run of this job left."""
         from ase.io import read
 
         adaptor = AseAtomsAdaptor()
@@ -136,7 +136,8 @@ class CiNebMaker(Maker):
             if len(saved) == len(frames):
                 for frame, old in zip(frames, saved, strict=True):
                     frame.positions = old.positions
-        return frames
+                return frames, True
+        return frames, False
 
     def _optimize(self, frames: list[Any], model: str) -> tuple[bool, int, float]:
         """(converged, iterations, seconds); the images are written to a checkpoint each step."""
