@@ -162,8 +162,8 @@ def test_time_limit_is_detected_and_the_neb_resumes(tmp_path: Path, local_run) -
     wait(folder, all_completed)
     resumed, reference = neb_doc(folder, str(tmp_path / "store")), local_run[1]
     assert resumed["converged"] and resumed["resumed"]
-    # same hop, tighter path than the quick reference (fmax 0.02 vs 0.1 eV/Å, 5 vs 3 images)
-    assert resumed["forward_barrier"] == pytest.approx(reference["forward_barrier"], abs=0.1)
+    # same hop at fmax 0.02: CHGNet has two saddles for it, 2.10 and 2.33 eV (README, benchmark)
+    assert 1.9 < resumed["forward_barrier"] < reference["forward_barrier"] + 0.1
 
 
 def test_two_flows_at_once(tmp_path: Path) -> None:
