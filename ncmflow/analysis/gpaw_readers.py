@@ -16,7 +16,7 @@ import numpy as np
 from ase.units import Ha
 
 from ncmflow.analysis.cohp import lcao_cohp
-from ncmflow.analysis.pdos import _LABEL, SPINS, PdosData
+from ncmflow.analysis.pdos import SPINS, PdosData, parse_label
 
 L_NAMES = "spdf"
 
@@ -64,13 +64,7 @@ def gpaw_pdos(
 
     projections = {}
     for label in labels:
-        match = _LABEL.match(label)
-        if match is None:
-            raise ValueError(f"projection label {label!r} is not like 'Ni-d' or 'Ni12-d'")
-        element, index, orbital = match.groups()
-        atoms = [int(index)] if index else [a for a, s in enumerate(symbols) if s == element]
-        if not atoms or any(symbols[a] != element for a in atoms):
-            raise ValueError(f"{label}: no such {element} site in this calculation")
+        element, atoms, orbital = parse_label(label, symbols)
         ell = L_NAMES.index(orbital)
         if ell not in calc.setups[atoms[0]].l_j:
             raise ValueError(f"{label}: the {element} PAW setup has no {orbital} projectors")

@@ -21,6 +21,23 @@ SPINS = ("up", "down")
 _LABEL = re.compile(r"^([A-Z][a-z]?)(\d*)-([spdf])$")
 
 
+def parse_label(label: str, symbols: list[str]) -> tuple[str, list[int], str]:
+    """'Ni-d' → every Ni site, 'Ni12-d' → site 12 (which must be Ni): (element, sites, orbital)."""
+    match = _LABEL.match(label)
+    if match is None:
+        raise ValueError(f"projection label {label!r} is not like 'Ni-d' or 'Ni12-d'")
+    element, index, orbital = match.groups()
+    if index:
+        found = symbols[int(index)] if int(index) < len(symbols) else "absent"
+        if found != element:
+            raise ValueError(f"{label}: no such {element} site (site {index} is {found}, not {element})")
+        return element, [int(index)], orbital
+    sites = [a for a, s in enumerate(symbols) if s == element]
+    if not sites:
+        raise ValueError(f"{label}: no such {element} site in this calculation")
+    return element, sites, orbital
+
+
 @dataclass
 class PdosData:
     """DOS projections on a common energy grid; energies are E − E_F (eV), DOS in states/eV."""
@@ -50,15 +67,9 @@ class PdosData:
             labels = [f"{el}-{orb}" for el in structure.symbol_set for orb in "spd"]
         projections = {}
         for label in labels:
-            match = _LABEL.match(label)
-            if match is None:
-                raise ValueError(f"projection label {label!r} is not like 'Ni-d' or 'Ni12-d'")
-            element, index, orbital = match.groups()
-            if index:
-                site = structure[int(index)]
-                if site.specie.symbol != element:
-                    raise ValueError(f"site {index} is {site.specie.symbol}, not {element}")
-                spd = dos.get_site_spd_dos(site)
+            element, sites, orbital = parse_label(label, [s.specie.symbol for s in structure])
+            if _LABEL.match(label).group(2):
+                spd = dos.get_site_spd_dos(structure[sites[0]])
             else:
                 spd = dos.get_element_spd_dos(element)
             projected = spd.get(OrbitalType[orbital])
