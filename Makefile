@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	CC=g++ $(BIN)/pip install -q -c constraints.txt -e '.[mlip,gpaw,hpc,test]'
+	CC=g++ $(BIN)/pip install -q -c constraints.txt -e '.[mlip,dft,hpc,test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -46,11 +47,24 @@ def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     """Build, run and analyse the cPAN@NCM811 Ni-migration study."""
+    _limit_blas_threads()
     if version:
         from ncmflow import __version__
 
         console.print(__version__)
         raise typer.Exit()
+
+
+def _limit_blas_threads() -> None:
+    """BLAS threads = cores idle at the start, set before numpy/GPAW load OpenBLAS.
+
+    OpenBLAS threads spin-wait: with the cores already busy, GPAW's LCAO SCF cycle of the
+    60-atom electronic model took 140 s instead of 17 s with one thread. The user's own
+    OMP_NUM_THREADS / OPENBLAS_NUM_THREADS win.
+    """
+    idle = max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, str(idle))
 
 
 class Kind(StrEnum):
@@ -192,22 +206,31 @@ def study(
             "--write-inputs", help="Only write every model's relax and NEB inputs for the engine here."
         ),
     ] = None,
+    electronic: Annotated[
+        bool, typer.Option(help="The Ni–N electronic study instead (GPAW LCAO): PDOS, COHP, Δρ.")
+    ] = False,
 ) -> None:
     """Run the Ni-migration barrier study and write the report.
 
     Interrupt it and run it again: finished jobs are reused from the store. For engines that run
-    elsewhere, `--write-inputs DIR` writes the study's input folders instead.
+    elsewhere, `--write-inputs DIR` writes the study's input folders instead. With
+    `--engine gpaw --electronic` it runs the electronic study of the Ni–N bond into OUT/electronic.
 
     Example: `ncmflow study --quick` then open `report/index.html`;
-    `ncmflow study --engine castep --write-inputs castep_inputs`
+    `ncmflow study --engine castep --write-inputs castep_inputs`;
+    `ncmflow study --engine gpaw --electronic`
     """
     from ncmflow.analysis.barriers import write_report
     from ncmflow.workflows.engines import get_engine
-    from ncmflow.workflows.live import StudyDisplay
-    from ncmflow.workflows.runner import JobFailed, run_flow, saved_flow
+    from ncmflow.workflows.runner import saved_flow
     from ncmflow.workflows.store import get_store
     from ncmflow.workflows.study import StudyConfig, study_flow
 
+    if electronic:
+        if engine != "gpaw" or write_inputs is not None:
+            raise UserError("--electronic runs GPAW here: use `ncmflow study --engine gpaw --electronic`")
+        _electronic_study(store, out / "electronic")
+        return
     config = StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")))
     if write_inputs is not None:
         from ncmflow.workflows.study import write_study_inputs
@@ -220,19 +243,48 @@ def study(
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
     job_store = get_store(store)
     flow = saved_flow(job_store, config.key, lambda: study_flow(config))
+    display = _run_saved(flow, job_store, store, config.key, config.models)
+    files = write_report(job_store, out, study=config.key)
+    console.print(display.summary(files["md"].read_text()))
+    for path in files.values():
+        console.print(f"wrote {path}")
+
+
+def _run_saved(flow: Any, job_store: Any, store: str | None, key: str, rows: tuple[str, ...]) -> Any:
+    """Run a saved flow under the live display; a failed job is a UserError, results are kept."""
+    from ncmflow.workflows.live import StudyDisplay
+    from ncmflow.workflows.runner import JobFailed, run_flow
+
     workdir = (
         Path(store)
         if store and Path(store).suffix not in (".yaml", ".yml", ".json")
         else Path("ncmflow_data")
     )
     try:
-        with StudyDisplay(console, config.models) as display:
+        with StudyDisplay(console, rows) as display:
             status = run_flow(flow, job_store, workdir)
     except JobFailed as exc:
         raise UserError(f"{exc}; finished jobs are kept, rerun to resume") from None
     ran = sum(v == "ran" for v in status.values())
-    console.print(f"\n{ran} jobs ran, {len(status) - ran} reused from the store ({config.key})")
-    files = write_report(job_store, out, study=config.key)
+    console.print(f"\n{ran} jobs ran, {len(status) - ran} reused from the store ({key})")
+    return display
+
+
+def _electronic_study(store: str | None, out: Path) -> None:
+    from ncmflow.analysis.electronic import load_electronic, write_electronic_report
+    from ncmflow.workflows.electronic import ElectronicConfig, electronic_flow
+    from ncmflow.workflows.engines import get_engine
+    from ncmflow.workflows.runner import saved_flow
+    from ncmflow.workflows.store import get_store
+
+    problem = get_engine("gpaw").missing()
+    if problem:
+        raise UserError(problem)
+    config = ElectronicConfig()
+    job_store = get_store(store)
+    flow = saved_flow(job_store, config.key, lambda: electronic_flow(config))
+    display = _run_saved(flow, job_store, store, config.key, ("electronic",))
+    files = write_electronic_report(load_electronic(job_store, config.key), out)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():
         console.print(f"wrote {path}")
@@ -367,10 +419,14 @@ def submit_study(
     backend: Annotated[Backend, typer.Option(help="direct (qtoolkit) or jobflow-remote.")] = Backend.direct,
     config: ConfigOption = None,
     store: StoreOption = None,
+    electronic: Annotated[
+        bool, typer.Option(help="The Ni–N electronic study (GPAW LCAO) as one batch job instead.")
+    ] = False,
 ) -> None:
     """Submit the barrier study: one batch job per model, then the comparison, chained afterok.
 
-    Example: `ncmflow submit study --engine mlip --worker local-slurm --quick --dry-run`
+    Example: `ncmflow submit study --engine mlip --worker local-slurm --quick --dry-run`;
+    `ncmflow submit study --engine gpaw --electronic --worker my-cluster`
     """
     from ncmflow.workflows import jfremote
     from ncmflow.workflows.engines import get_engine
@@ -383,22 +439,31 @@ def submit_study(
     hpc = _hpc_config(config)
     target = hpc.worker(worker)
     get_engine(engine)
-    study = StudyConfig.create(
-        engine, quick, models=tuple(check_label(m.strip(), "model name") for m in models.split(","))
-    )
+    if electronic:
+        from ncmflow.workflows.electronic import ElectronicConfig, electronic_flow
+
+        if engine != "gpaw":
+            raise UserError("--electronic runs GPAW: use --engine gpaw")
+        study: Any = ElectronicConfig()
+        build = functools.partial(electronic_flow, study)
+    else:
+        study = StudyConfig.create(
+            engine, quick, models=tuple(check_label(m.strip(), "model name") for m in models.split(","))
+        )
+        build = functools.partial(study_flow, study)
     if backend is Backend.jobflow_remote:
         if dry_run:
             typer.echo(jfremote.project_yaml(hpc))
             typer.echo(jfremote.worker_script(hpc, worker))
             return
-        ids = jfremote.submit(saved_flow(get_store(store), study.key, lambda: study_flow(study)), hpc, worker)
+        ids = jfremote.submit(saved_flow(get_store(store), study.key, build), hpc, worker)
         console.print(
             f"queued {len(ids)} jobs in jobflow-remote project {hpc.jobflow_remote.project}; "
             "run `jf runner start`, watch with `jf job list`"
         )
         return
     if dry_run:
-        folder, scripts = new_submission(study_flow(study), worker, target, None, study.key, dry_run=True)
+        folder, scripts = new_submission(build(), worker, target, None, study.key, dry_run=True)
         for name, script in scripts.items():
             console.rule(f"{name} → {folder}")
             typer.echo(mask(script, hpc.secrets()))
@@ -406,7 +471,7 @@ def submit_study(
         return
     check_scheduler(target, worker)
     job_store = get_store(store)
-    flow = saved_flow(job_store, study.key, lambda: study_flow(study))
+    flow = saved_flow(job_store, study.key, build)
     folder, _ = new_submission(flow, worker, target, pinned_store(store), study.key)
     console.print(
         f"submitted {study.key} to {worker}: {folder}\nwatch: ncmflow status {folder}", highlight=False
@@ -550,6 +615,29 @@ def _write_json(path: Path, data: dict) -> None:
     console.print(f"wrote {path}")
 
 
+@analyze_app.command("electronic")
+@friendly
+def analyze_electronic(
+    store: StoreOption = None,
+    study: Annotated[str | None, typer.Option(help="Study key (default: the newest complete one).")] = None,
+    out: OutOption = Path("report/electronic"),
+) -> None:
+    """The electronic report (PDOS, Ni–N/Ni–O COHP, Δρ) regenerated from the store.
+
+    For results collected from a cluster (`ncmflow collect`); reads the density cubes where
+    the jobs wrote them. Example: `ncmflow analyze electronic --out report/electronic`
+    """
+    from rich.markdown import Markdown
+
+    from ncmflow.analysis.electronic import load_electronic, write_electronic_report
+    from ncmflow.workflows.store import get_store
+
+    files = write_electronic_report(load_electronic(get_store(store), study), out)
+    console.print(Markdown(files["md"].read_text()))
+    for path in files.values():
+        console.print(f"wrote {path}")
+
+
 @analyze_app.command("neb")
 @friendly
 def analyze_neb(
@@ -651,14 +739,6 @@ def analyze_cohp(
     _write_json(out / "cohp.json", result.as_dict())
 
 
-def _slice_direction(grid, i: int, j: int) -> tuple[float, float, float]:
-    """The plane holds the bond and the surface normal, or x when the bond is (nearly) vertical."""
-    import numpy as np
-
-    bond = grid.atoms.get_distance(i, j, mic=True, vector=True)
-    return (1.0, 0.0, 0.0) if abs(bond[2]) > 0.95 * np.linalg.norm(bond) else (0.0, 0.0, 1.0)
-
-
 @analyze_app.command("cdd")
 @friendly
 def analyze_cdd(
@@ -674,34 +754,20 @@ def analyze_cdd(
 
     Example: `ncmflow analyze cdd CHGCAR_ab CHGCAR_slab CHGCAR_cpan --ni 60 --n 96`
     """
-    from ncmflow.analysis.cdd import (
-        DensityGrid,
-        density_difference,
-        plane_average,
-        plane_slice,
-        plot_plane_average,
-        plot_slice,
-        sphere_charges,
-    )
+    from ncmflow.analysis.cdd import DensityGrid
+    from ncmflow.analysis.electronic import charge_density_difference
 
     def load(path: Path) -> DensityGrid:
         return DensityGrid.from_cube(path) if path.suffix == ".cube" else DensityGrid.from_chgcar(path)
 
-    delta = density_difference(load(combined), load(slab_density), load(molecule_density))
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = ".cube" if combined.suffix == ".cube" else ".vasp"
-    delta.write(out / f"delta_rho{suffix}")
-    charges = sphere_charges(delta, [ni, n], radius)
-    for name, value in charges.items():
+    result = charge_density_difference(load(combined), load(slab_density), load(molecule_density), ni, n,
+                                       out, radius, suffix=".cube" if combined.suffix == ".cube" else ".vasp")
+    for name, value in result["sphere_charges"].items():
         console.print(f"Δq in {radius:.1f} Å around {name}: {value:+.4f} e")
-    cut = plane_slice(delta, ni, n, direction=_slice_direction(delta, ni, n))
-    console.print(f"wrote {plot_slice(cut, out / 'cdd_slice.png')}")
-    average = plane_average(delta)
-    console.print(f"wrote {plot_plane_average(average, out / 'cdd_plane_average.png')}")
-    _write_json(
-        out / "cdd.json",
-        {
-            "sphere_charges": charges,
-            **{k: v.tolist() if hasattr(v, "tolist") else v for k, v in average.items()},
-        },
-    )
+    console.print(f"across the plane midway between Ni and N: {result['transfer_to_slab']:+.4f} e "
+                  "moved to the slab side")
+    for path in result.pop("files").values():
+        console.print(f"wrote {path}")
+    average = result.pop("plane_average")
+    _write_json(out / "cdd.json", result | {k: v.tolist() if hasattr(v, "tolist") else v
+                                            for k, v in average.items()})

@@ -117,3 +117,21 @@ def test_scheduler_refusal_leaves_nothing_submitted(tmp_path: Path) -> None:
     assert len(result.output.strip().splitlines()) <= 3 and "Traceback" not in result.output
     assert not list(work.iterdir())
     assert subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout == queued
+
+
+def test_electronic_study_dry_run_is_one_gpaw_stage(tmp_path: Path) -> None:
+    config = tmp_path / "ncmflow.yaml"
+    config.write_text(f"""
+workers:
+  cluster:
+    scheduler: slurm
+    work_dir: {tmp_path / "work"}
+    resources: {{cores: 8, walltime: "02:00:00"}}
+""")
+    args = ["submit", "study", "--worker", "cluster", "--dry-run", "--config", str(config), "--electronic"]
+    result = CliRunner().invoke(app, [*args, "--engine", "gpaw"])
+    assert result.exit_code == 0, result.output
+    assert "electronic →" in result.output and "--stage electronic" in result.output
+    assert "#SBATCH --dependency=afterany:<electronic>" in result.output  # then collect
+    refused = CliRunner().invoke(app, [*args, "--engine", "vasp"])
+    assert refused.exit_code == 2 and "--electronic runs GPAW" in refused.output

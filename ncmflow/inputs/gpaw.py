@@ -24,6 +24,7 @@ from ncmflow.inputs.settings import (
     PAPER,
     DftSettings,
     check_elements,
+    has_vacuum,
     kpoint_mesh,
     relaxes_cell,
     to_ase_atoms,
@@ -75,7 +76,11 @@ def gpaw_parameters(
         params["setups"] = {el: f":d,{u:g}" for el, u in settings.u_values.items()}
     if atoms_or_structure is not None:
         structure = _structure(atoms_or_structure)
-        params["kpts"] = {"size": kpoint_mesh(structure, settings.kpoint_spacing), "gamma": True}
+        mesh = kpoint_mesh(structure, settings.kpoint_spacing)
+        if has_vacuum(structure):  # a slab: one k along the normal, dipole layer in the vacuum
+            mesh = (*mesh[:2], 1)
+            params["poissonsolver"] = {"dipolelayer": "xy"}
+        params["kpts"] = {"size": mesh, "gamma": True}
         if settings.spin_polarized:
             params["magmoms"] = settings.initial_magmoms(structure)
     return params | overrides
@@ -96,6 +101,13 @@ class DftPlusD3(SumCalculator):
         summed = [p for p in properties if p not in self.magnetic] or ["energy"]
         super().calculate(atoms, summed, system_changes)
         self.results |= {p: self.dft.get_property(p, atoms) for p in self.magnetic}
+
+
+def slab_boundaries(atoms: Atoms) -> Atoms:
+    """Non-periodic along c for a slab, which GPAW's dipole layer needs (see gpaw_parameters)."""
+    if has_vacuum(_structure(atoms)):
+        atoms.pbc = (True, True, False)
+    return atoms
 
 
 def gpaw_calculator(
@@ -122,12 +134,12 @@ import json
 
 from ase.io import read, write
 
-from ncmflow.inputs.gpaw import gpaw_calculator
+from ncmflow.inputs.gpaw import gpaw_calculator, slab_boundaries
 from ncmflow.inputs.settings import DftSettings
 
 run = json.load(open("settings.json"))
 settings = DftSettings.from_dict(run["settings"])
-images = read("images.extxyz", index=":")
+images = [slab_boundaries(image) for image in read("images.extxyz", index=":")]
 if run["job"] == "neb":
     from ase.mep import NEB
     from ase.mep.neb import NEBOptimizer

@@ -158,3 +158,39 @@ def _place(
         "cpan_species": [sp.symbol for sp in molecule.species],
     }
     return out
+
+
+def cpan_sites(structure: Structure) -> list[int]:
+    """Indices of the cPAN atoms of an :func:`interface` structure (they follow the slab's)."""
+    n_mol = len(structure.properties.get("cpan_species", []))
+    if not n_mol:
+        raise ValueError("not a cPAN@slab structure: no 'cpan_species' in its properties")
+    return list(range(len(structure) - n_mol, len(structure)))
+
+
+def split_interface(structure: Structure) -> tuple[Structure, Structure]:
+    """(slab, cPAN) cut out of cPAN@slab in its cell and positions: the charge density
+    difference needs the three densities on one grid, so the parts keep the whole cell."""
+    mol = cpan_sites(structure)
+    slab_part = Structure.from_sites([structure[i] for i in range(mol[0])])
+    cpan_part = Structure.from_sites([structure[i] for i in mol])
+    slab_part.properties = {"model": "slab part",
+                            "li_vacancies": structure.properties.get("li_vacancies", [])}
+    cpan_part.properties = {"model": "cPAN part"}
+    return slab_part, cpan_part
+
+
+def electronic_model(layers: int = 2, n_units: int = 2, degree: float = 1.0, seed: int = 0) -> Structure:
+    """The smallest cPAN@Li0.5NiO2(104) that keeps the Ni–N bond: the local-DFT model.
+
+    Two (104) layers (42 atoms, the bottom one fixed) and a two-unit fully cyclized cPAN
+    fragment (one pyridinic ring with its imine, C6N2H10) bound through the ring N: 60 atoms,
+    small enough for spin-polarized GPAW LCAO on a laptop. It answers what the bond does to the
+    electrons, not the barrier: that is the migration models' job.
+    """
+    from ncmflow.structures.bulk import li05nio2
+    from ncmflow.structures.cpan import cpan
+    from ncmflow.structures.slab import slab
+
+    surface = slab(li05nio2(), "104", layers=layers, fixed_layers=1)
+    return interface(surface, cpan(n_units, degree, seed))

@@ -61,7 +61,8 @@ def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None =
     done = finished(store, [j.uuid for j in jobs])
     status = {}
     for job in jobs:
-        meta = {"model": job.metadata.get("model"), "stage": job.metadata.get("stage", job.name)}
+        stage = " ".join(filter(None, (job.metadata.get("stage", job.name), job.metadata.get("part"))))
+        meta = {"model": job.metadata.get("model"), "stage": stage}
         if job.uuid in done:
             status[job.uuid] = "reused"
             progress.report(**meta, event="reused")

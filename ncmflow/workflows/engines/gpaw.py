@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from atomate2.ase.jobs import AseRelaxMaker
 from jobflow import job
 from pymatgen.core import Structure
@@ -22,6 +23,7 @@ from ncmflow.workflows.engines import Engine
 from ncmflow.workflows.neb import CiNebMaker
 
 DENSITY_CUBE = "density.cube"
+CHECKPOINT = "lcao.gpw"
 
 
 def calculator(encut: float | None = None, dispersion: str = PAPER.dispersion,
@@ -76,40 +78,69 @@ def neb_maker(fmax: float = 0.05, steps: int = 200, **kwargs: Any) -> CiNebMaker
     return CiNebMaker(engine="gpaw", fmax=fmax, steps=steps, **kwargs)
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _checkpoint(atoms: Any) -> Any:
+    """The converged calculator of an earlier run of this job in this folder, if any."""
+    if not Path(CHECKPOINT).is_file():
+        return None
+    from gpaw import GPAW
+
+    calc = GPAW(CHECKPOINT, txt="gpaw_lcao.txt")
+    same = (calc.atoms.get_chemical_symbols() == atoms.get_chemical_symbols()
+            and np.allclose(calc.atoms.positions, atoms.positions, atol=1e-6))
+    return calc if same else None
+
+
 @job(data=["pdos", "cohp"])
 def gpaw_electronic_structure(
     structure: Structure,
-    pair: tuple[int, int] | None = None,
+    pairs: list[tuple[int, int]] | None = None,
     labels: list[str] | None = None,
     width: float = 0.1,
     **gpaw_kwargs: Any,
 ) -> dict[str, Any]:
-    """LCAO (dzp) single point → PDOS, the ``pair`` COHP and ``density.cube`` in the run folder.
+    """LCAO (dzp) single point → PDOS, each pair's COHP and ``density.cube`` in the run folder.
 
     No D3 (it does not change the electrons) and no point-group k reduction (pair COHP needs
-    the full set). ``gpaw_kwargs`` override GPAW keywords, e.g. ``kpts`` for a cheap run.
-    Energies in the returned PDOS/COHP are E − E_F (eV).
+    the full set); a slab gets GPAW's dipole layer. The converged density is kept in
+    ``lcao.gpw``: a killed job rerun in the same folder restarts its SCF from there.
+    ``gpaw_kwargs`` override GPAW keywords, e.g. ``kpts`` for a cheap run.
+    Energies in the returned PDOS/COHP are E − E_F (eV); COHPs are keyed "Ni12-N45".
     """
     from ncmflow.analysis.cdd import DensityGrid
     from ncmflow.analysis.gpaw_readers import gpaw_cohp, gpaw_pdos
-    from ncmflow.inputs.gpaw import gpaw_calculator
+    from ncmflow.inputs.gpaw import gpaw_calculator, slab_boundaries
     from ncmflow.inputs.settings import to_ase_atoms
 
-    atoms = to_ase_atoms(structure)
+    atoms = slab_boundaries(to_ase_atoms(structure))
     atoms.set_constraint()
-    calc = gpaw_calculator(structure, PAPER.with_changes(dispersion="none"), "lcao",
-                           "gpaw_lcao.txt", **({"nbands": "nao", "symmetry": {"point_group": False}}
-                                               | gpaw_kwargs))
+    calc = _checkpoint(atoms)
+    restarted = calc is not None
+    if not restarted:
+        calc = gpaw_calculator(structure, PAPER.with_changes(dispersion="none"), "lcao",
+                               "gpaw_lcao.txt", **({"nbands": "nao", "symmetry": {"point_group": False}}
+                                                   | gpaw_kwargs))
     atoms.calc = calc
     energy = float(atoms.get_potential_energy())
+    if not restarted:
+        calc.write(CHECKPOINT, mode="all")  # with wave functions: the COHP needs them
     cube = DensityGrid(calc.get_all_electron_density(), atoms).write(Path.cwd() / DENSITY_CUBE)
-    cohp = None
-    if pair is not None:
-        cohp = {spin: {k: v.tolist() if hasattr(v, "tolist") else v for k, v in res.items()}
-                for spin, res in gpaw_cohp(calc, *pair, width=width).items()}
+    symbols = atoms.get_chemical_symbols()
+    cohp = {f"{symbols[a]}{a}-{symbols[b]}{b}": {"sites": [a, b],
+                                                 "length": float(atoms.get_distance(a, b, mic=True)),
+                                                 **_plain(gpaw_cohp(calc, a, b, width=width))}
+            for a, b in pairs or []}
     return {"energy": energy, "efermi": float(calc.get_fermi_level()),
-            "pdos": gpaw_pdos(calc, labels, width=width).as_dict(), "pair": pair,
-            "cohp": cohp, "density_cube": str(cube), "dir_name": str(Path.cwd())}
+            "magmom": float(calc.get_magnetic_moment()),
+            "pdos": gpaw_pdos(calc, labels, width=width).as_dict(),
+            "cohp": cohp, "density_cube": str(cube), "dir_name": str(Path.cwd()),
+            "formula": structure.composition.formula, "n_sites": len(structure),
+            "restarted": restarted}
 
 
 ENGINE = Engine(
@@ -121,5 +152,5 @@ ENGINE = Engine(
     calculator=calculator,
     python_modules=("gpaw", "dftd3"),
     install_hint="apt-get install -y libxc-dev libopenblas-dev; "
-                 "CC=g++ pip install 'ncmflow[gpaw]' (GPAW compiles its C sources as C++)",
+                 "CC=g++ pip install 'ncmflow[dft]' (GPAW compiles its C sources as C++)",
 )
