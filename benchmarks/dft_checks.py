@@ -36,7 +36,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from ncmflow.inputs.settings import to_ase_atoms
+from ncmflow.inputs.settings import PAPER, to_ase_atoms
 from ncmflow.structures import linio2, ni_hop_endpoints
 from ncmflow.structures.bulk import A_EXP, C_EXP
 from ncmflow.workflows.engines import get_engine
@@ -158,7 +158,7 @@ def ml_barrier(n_images: int, fmax: float):
 
 
 def dft_on_path(images: list[Structure], encut: float, mesh: tuple[int, int, int],
-                moved: int, reuse: bool) -> list[dict]:
+                moved: int, reuse: bool, density: float) -> list[dict]:
     """GPAW PW + D3 single points from the paper's start moments; with ``reuse`` one calculator
     walks the path (start → end), each SCF starting from the previous image's wave functions."""
     calculator = get_engine("gpaw").calculator
@@ -168,6 +168,7 @@ def dft_on_path(images: list[Structure], encut: float, mesh: tuple[int, int, int
         atoms = to_ase_atoms(bare(image))
         if calc is None or not reuse:  # symmetry off: images differ in symmetry, reuse moves atoms
             calc = calculator(encut=encut, kpts={"size": mesh, "gamma": True}, symmetry="off",
+                              convergence={"energy": PAPER.energy_tol, "density": density},
                               txt="dft_checks_path.txt" if reuse else f"dft_checks_image{i}.txt")
         atoms.calc = calc
         t0 = time.perf_counter()
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--barrier-encut", type=float, default=350.0)
     parser.add_argument("--barrier-kpts", type=kpts, default=(1, 1, 1),
                         help="Γ-centred mesh of the 42-atom cell (5.76 × 5.76 × 14.19 Å)")
+    parser.add_argument("--scf-density", type=float, default=1e-3,
+                        help="GPAW SCF density criterion of the 42-atom single points (GPAW's "
+                             "default 1e-4 never came within reach at the saddle: the moments slosh)")
     parser.add_argument("--fresh", action="store_true",
                         help="a fresh calculator (paper's start moments) per image; default: the "
                              "first image's calculator walks the path")
@@ -214,7 +218,7 @@ def main() -> None:
         print(f"ML NEB: converged {neb.converged}, {neb.force_calls} force calls, barrier "
               f"{neb.forward_barrier:.3f} eV; DFT single points on {len(neb.images)} images", flush=True)
         barrier = (neb, dft_on_path(neb.images, args.barrier_encut, args.barrier_kpts, moved,
-                                    not args.fresh))
+                                    not args.fresh, args.scf_density))
 
     print("\n=== summary ===")
     if lattice:
@@ -240,7 +244,9 @@ def main() -> None:
         print(f"(b) bulk Ni hop (Li0.5NiO2, {len(neb.images[0])} atoms), CHGNet + D3 CI-NEB "
               f"({args.images} images, fmax {args.fmax}, converged {neb.converged}); DFT//ML: GPAW "
               f"PW {args.barrier_encut:g} eV, Γ-centred {args.barrier_kpts}, PBE + D3(BJ), "
-              "spin-polarized from the paper's start moments")
+              f"spin-polarized from the paper's start moments, SCF energy {PAPER.energy_tol:g} "
+              f"eV/electron and density {args.scf_density:g}, "
+              + ("fresh per image" if args.fresh else "one calculator along the path"))
         print(f"{'image':>6}{'E_ML − E0':>11}{'E_DFT − E0':>12}{'M (μB)':>8}{'Ni_hop (μB)':>12}"
               f"{'wall (s)':>10}")
         for i, (em, ed, p) in enumerate(zip(e_ml, e_dft, points, strict=True)):

@@ -28,7 +28,8 @@ CHANNELS = (("Ni", "d"), ("O", "p"), ("N", "p"), ("C", "p"))  # element PDOS in 
 class ElectronicConfig:
     """What defines an electronic-study run; its hash keys the saved flow so reruns resume it.
 
-    ``kpts`` (2, 1, 1) is coarser than the paper's spacing (5, 2, 1 for this 5.8 × 17.3 Å cell)
+    ``kpts`` (2, 1, 1) Monkhorst-Pack (k = ±¼ a*, one point by time reversal) is coarser than
+    the paper's spacing (5, 2, 1 for this 5.8 × 17.3 Å cell)
     and the grid spacing ``h`` 0.25 Å coarser than GPAW's 0.2: together 1.6× faster SCF cycles,
     which keeps three spin-polarized LCAO runs of 60 atoms within minutes here, and enough for
     the bonding picture; a cluster run may pass the paper's mesh and h = 0.2.
@@ -37,11 +38,12 @@ class ElectronicConfig:
     relax_engine: str = "mlip"
     relax_fmax: float = 0.05
     kpts: tuple[int, int, int] = (2, 1, 1)
-    h: float = 0.25  # Å, real-space grid spacing (the density cubes are on a grid twice as fine)
+    h: float = 0.25  # Å, real-space grid spacing (the density cubes are on one twice as fine)
     width: float = 0.1  # eV, Gaussian broadening of PDOS and COHP
     layers: int = 2
     n_units: int = 2
     degree: float = 1.0
+    ni_magmom: float = 0.5  # μB, start moment: Li0.5NiO2's mean of Ni3+ (1) and Ni4+ (0)
 
     @property
     def key(self) -> str:
@@ -58,9 +60,10 @@ def reference_oxygen(structure: Structure, ni: int) -> int:
 
 @job
 def split_parts(relaxed: Structure, template: Structure) -> dict[str, Structure]:
-    """The relaxed interface (with the model's properties back) and its two parts."""
-    interface = relaxed.copy()
-    interface.properties = dict(template.properties)
+    """The relaxed interface and its two parts, with the model's site properties and
+    properties (the start moments, not the ML potential's predicted ones)."""
+    interface = Structure(relaxed.lattice, relaxed.species, relaxed.frac_coords,
+                          site_properties=template.site_properties, properties=template.properties)
     slab, cpan = split_interface(interface)
     return {"interface": interface, "slab": slab, "cpan": cpan}
 
@@ -72,6 +75,8 @@ def electronic_flow(config: ElectronicConfig, model: Structure | None = None) ->
     ``ni_index``, ``n_index`` and ``cpan_species`` as :func:`interface` sets them).
     """
     model = model or electronic_model(config.layers, config.n_units, config.degree)
+    model = model.copy(site_properties={"magmom": [config.ni_magmom if sp.symbol == "Ni" else 0.0
+                                                   for sp in model.species]})
     ni, n = model.properties["ni_index"], model.properties["n_index"]
     o = reference_oxygen(model, ni)
     first_cpan = cpan_sites(model)[0]

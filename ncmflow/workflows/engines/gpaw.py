@@ -9,7 +9,7 @@ and the start moments travel with the structure (the makers add the paper's defa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from ncmflow.workflows.neb import CiNebMaker
 
 DENSITY_CUBE = "density.cube"
 CHECKPOINT = "lcao.gpw"
+RELAX_STEPS = "relax_steps.traj"
+OPTIMIZER_STATE = "optimizer.json"
 
 
 def calculator(encut: float | None = None, dispersion: str = PAPER.dispersion,
@@ -56,7 +58,29 @@ class GpawRelaxMaker(AseRelaxMaker):
         return calculator(self.encut, self.dispersion, txt="gpaw.txt", **self.gpaw_kwargs)
 
     def run_ase(self, mol_or_struct: Structure, prev_dir: str | Path | None = None) -> Any:
-        return super().run_ase(with_start_moments(mol_or_struct), prev_dir)
+        """A fixed-cell relaxation keeps every step in ``relax_steps.traj`` and the optimizer's
+        Hessian in ``optimizer.json``: killed and rerun in its folder (as ``ncmflow`` reruns a
+        job), it continues from its last step instead of repeating the DFT steps done."""
+        structure = with_start_moments(mol_or_struct)
+        if self.steps <= 1 or self.relax_cell:
+            return super().run_ase(structure, prev_dir)
+        checkpointed = replace(self, relax_kwargs={
+            **self.relax_kwargs, "trajectory": RELAX_STEPS, "append_trajectory": True,
+            "restart": OPTIMIZER_STATE})
+        return AseRelaxMaker.run_ase(checkpointed, _resume(structure), prev_dir)
+
+
+def _resume(structure: Structure) -> Structure:
+    """``structure`` at the last step a killed run of this job left in this folder, if any."""
+    if not Path(RELAX_STEPS).is_file() or Path(RELAX_STEPS).stat().st_size == 0:
+        return structure
+    from ase.io import read
+
+    last = read(RELAX_STEPS, index=-1)
+    if last.get_chemical_symbols() != [site.specie.symbol for site in structure]:
+        raise ValueError(f"{Path(RELAX_STEPS).resolve()} belongs to another structure: remove it")
+    return Structure(structure.lattice, structure.species, last.positions, coords_are_cartesian=True,
+                     site_properties=structure.site_properties, properties=structure.properties)
 
 
 @dataclass
@@ -129,7 +153,9 @@ def gpaw_electronic_structure(
     energy = float(atoms.get_potential_energy())
     if not restarted:
         calc.write(CHECKPOINT, mode="all")  # with wave functions: the COHP needs them
-    cube = DensityGrid(calc.get_all_electron_density(), atoms).write(Path.cwd() / DENSITY_CUBE)
+    # on the grid twice as fine as the SCF's: the density near the Ni and N cores is steep
+    density = calc.get_all_electron_density(gridrefinement=2)
+    cube = DensityGrid(density, atoms).write(Path.cwd() / DENSITY_CUBE)
     symbols = atoms.get_chemical_symbols()
     cohp = {f"{symbols[a]}{a}-{symbols[b]}{b}": {"sites": [a, b],
                                                  "length": float(atoms.get_distance(a, b, mic=True)),
