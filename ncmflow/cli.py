@@ -243,7 +243,7 @@ def study(
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
     job_store = get_store(store)
     flow = saved_flow(job_store, config.key, lambda: study_flow(config))
-    display = _run_saved(flow, job_store, store, config.key, config.models)
+    display = _run_saved(flow, job_store, store, config.key, (*config.models, "compare"))
     files = write_report(job_store, out, study=config.key)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():
@@ -316,7 +316,7 @@ def compare(
 @app.command()
 @friendly
 def query(
-    kind: Annotated[str | None, typer.Option(help="relax, static or neb.")] = None,
+    kind: Annotated[str | None, typer.Option(help="relax, static, neb or electronic.")] = None,
     model: Annotated[str | None, typer.Option(help="bulk, bare or cpan.")] = None,
     engine: Annotated[str | None, typer.Option(help="Engine name.")] = None,
     since: Annotated[datetime | None, typer.Option(help="Finished since (ISO date).")] = None,

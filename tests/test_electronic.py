@@ -114,3 +114,12 @@ def test_density_difference_of_non_interacting_molecules_is_zero(tmp_path, monke
     assert moved < 0.02 * 28  # ∫|Δρ| is a small fraction of the electrons
     assert abs(cdd["total"]) < 1e-3
     assert all(abs(q) < 0.01 for q in cdd["sphere_charges"].values())
+
+
+def test_query_lists_the_electronic_single_points(electronic_store) -> None:
+    from ncmflow.analysis.records import list_records
+
+    records = list_records(electronic_store[0], kind="electronic")
+    assert sorted(r["result"].split(":")[0] for r in records) == ["cpan", "interface", "slab"]
+    assert all(r["model"] == "electronic" and r["engine"] == "gpaw" for r in records)
+    assert "μB" in records[0]["result"]

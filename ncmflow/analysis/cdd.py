@@ -168,8 +168,12 @@ def plane_slice(grid: DensityGrid, i: int, j: int, direction=(0.0, 0.0, 1.0),
 
 
 def plot_slice(slc: DensitySlice, path: str | Path, vmax: float | None = None) -> Path:
-    """Diverging map, accumulation red / depletion blue, symmetric limits, atoms marked."""
-    vmax = vmax or float(np.abs(slc.values).max()) or 1.0
+    """Diverging map, accumulation red / depletion blue, symmetric limits, atoms marked.
+
+    The default limit is the 99th percentile of |Δρ|, not its maximum: the largest values sit
+    in the cores' steep density, and scaling to them washes out the bond region.
+    """
+    vmax = vmax or float(np.percentile(np.abs(slc.values), 99)) or 1.0
     aspect = (slc.t[-1] - slc.t[0]) / (slc.s[-1] - slc.s[0])
     with figure(width=5.6, height=4.6 * aspect + 0.9) as (fig, ax):
         mesh = ax.pcolormesh(slc.s, slc.t, slc.values, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
@@ -182,7 +186,7 @@ def plot_slice(slc: DensitySlice, path: str | Path, vmax: float | None = None) -
         ax.set_xlabel("Distance along bond (Å)")
         ax.set_ylabel("Distance across bond, in plane (Å)")
         cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.1)  # same height
-        fig.colorbar(mesh, cax=cax, label=r"$\Delta\rho$ (e/Å$^3$)")
+        fig.colorbar(mesh, cax=cax, label=r"$\Delta\rho$ (e/Å$^3$)", extend="both")
         return save(fig, path)
 
 

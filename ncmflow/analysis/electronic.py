@@ -142,6 +142,9 @@ def electronic_summary(run: ElectronicRun) -> dict[str, Any]:
     return {
         "study": run.study, "ni_index": ni, "n_index": n, "o_index": o,
         "energies_eV": {p: run.parts[p]["energy"] for p in PARTS},
+        # LCAO PBE without D3 and without counterpoise: a sign and size, not a binding energy to quote
+        "binding_energy_eV": run.parts["interface"]["energy"] - run.parts["slab"]["energy"]
+        - run.parts["cpan"]["energy"],
         "magnetic_moment": {p: run.parts[p].get("magmom") for p in PARTS},
         "ni_d_band_centre": centre, "ni_d_band_centre_without_cpan": centre_slab,
         "ni_d_band_centre_shift": centre - centre_slab,
@@ -193,6 +196,8 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "",
         f"- Ni{ni}-d band centre (E_F − 10 … E_F + 5 eV): {s['ni_d_band_centre']:.3f} eV vs E_F "
         f"({s['ni_d_band_centre_shift']:+.3f} eV from the slab without cPAN)",
+        f"- E(cPAN@slab) − E(slab) − E(cPAN): {s['binding_energy_eV']:+.3f} eV (LCAO PBE, no D3, no "
+        "counterpoise correction)",
         f"- PDOS overlap in [E_F − 2, E_F + 1] eV: Ni{ni}-d/N{n}-p {s['overlap_ni_d_n_p']:.3f}, "
         f"Ni{ni}-d/O{o}-p {s['overlap_ni_d_o_p']:.3f} (1 = identical shapes)",
         f"- Δρ in {cdd['sphere_radius']:.1f} Å spheres: {charges}; across the plane midway between "

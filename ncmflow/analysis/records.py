@@ -7,7 +7,7 @@ from typing import Any
 
 from jobflow import JobStore
 
-KINDS = ("relax", "static", "neb")
+KINDS = ("relax", "static", "neb", "electronic")
 
 
 def _output(doc: dict[str, Any]) -> dict[str, Any]:
@@ -20,6 +20,8 @@ def _kind(doc: dict[str, Any]) -> str:
     stage = (doc.get("metadata") or {}).get("stage", "")
     if cls == "BarrierDoc":
         return "neb"
+    if stage == "lcao":
+        return "electronic"
     if stage.startswith("relax"):
         return "relax"
     if "static" in doc.get("name", ""):
@@ -33,6 +35,9 @@ def _result(doc: dict[str, Any]) -> str:
         if out.get("converged"):
             return f"E_a = {out.get('forward_barrier'):.3f} eV"
         return f"not converged: {out.get('reason')}"
+    if (doc.get("metadata") or {}).get("stage") == "lcao":
+        part = doc["metadata"].get("part")
+        return f"{part}: E = {out.get('energy'):.4f} eV, M = {out.get('magmom'):.2f} μB"
     energy = (out.get("output") or {}).get("energy")
     if isinstance(energy, float):
         return f"E = {energy:.4f} eV"
@@ -52,7 +57,8 @@ def list_records(store: JobStore, kind: str | None = None, model: str | None = N
     if since:
         query["completed_at"] = {"$gte": since.isoformat()}
     fields = ["uuid", "name", "completed_at", "metadata", "output.@class", "output.converged",
-              "output.forward_barrier", "output.reason", "output.output.energy"]
+              "output.forward_barrier", "output.reason", "output.output.energy", "output.energy",
+              "output.magmom"]
     records = []
     for doc in store.query(query, properties=fields, sort={"completed_at": 1}):
         rec_kind = _kind(doc)

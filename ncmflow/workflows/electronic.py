@@ -43,7 +43,6 @@ class ElectronicConfig:
     layers: int = 2
     n_units: int = 2
     degree: float = 1.0
-    ni_magmom: float = 0.5  # μB, start moment: Li0.5NiO2's mean of Ni3+ (1) and Ni4+ (0)
 
     @property
     def key(self) -> str:
@@ -75,8 +74,6 @@ def electronic_flow(config: ElectronicConfig, model: Structure | None = None) ->
     ``ni_index``, ``n_index`` and ``cpan_species`` as :func:`interface` sets them).
     """
     model = model or electronic_model(config.layers, config.n_units, config.degree)
-    model = model.copy(site_properties={"magmom": [config.ni_magmom if sp.symbol == "Ni" else 0.0
-                                                   for sp in model.species]})
     ni, n = model.properties["ni_index"], model.properties["n_index"]
     o = reference_oxygen(model, ni)
     first_cpan = cpan_sites(model)[0]

@@ -16,9 +16,8 @@ from ncmflow.workflows import progress
 class StudyDisplay:
     """Listens to progress events while the study runs and redraws one table."""
 
-    def __init__(self, console: Console, models: tuple[str, ...]) -> None:
-        self.rows: dict[str, dict[str, Any]] = {m: {"stage": "waiting", "detail": ""} for m in models}
-        self.rows["compare"] = {"stage": "waiting", "detail": ""}
+    def __init__(self, console: Console, rows: tuple[str, ...]) -> None:
+        self.rows: dict[str, dict[str, Any]] = {m: {"stage": "waiting", "detail": ""} for m in rows}
         self.started = time.perf_counter()
         self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
 
