@@ -8,7 +8,8 @@ vacancy (ncmflow.structures.migration.hop), through the shared tetrahedral face.
 Ni's periodic copies are 5.76 Å (in-plane) and 5.01 Å apart. (2×1×1, 7 atoms, makes a Ni row
 hop together; there CHGNet's ODE CI-NEB stalls with 1.5 eV/Å left, so it is not the default.)
 Both DFT NEBs (GPAW PW + D3(BJ), spin-polarized from the paper's start moments; cheap settings:
-300 eV, Γ only, no symmetry, SCF energy 1e-4 eV per electron) use ncmflow's NEB settings
+300 eV, Γ only, no symmetry, SCF to 1e-4 eV and 1e-3 density change per electron, 1e-6
+eigenstates, as the moments can slosh near a saddle for hundreds of iterations) use ncmflow's NEB settings
 (ase.mep NEB, improved tangent, climbing image, NEBOptimizer ODE, fresh calculator per image)
 and share the end points, relaxed once with DFT (BFGS, from the CHGNet ones):
 (a) images by IDPP between the DFT end points;
@@ -93,7 +94,9 @@ class ScfCounter(CountingCalculator):
 def dft_calc(args: argparse.Namespace, txt: str | None):
     # no symmetry: NEB images move off any symmetry an image starts with (SymmetryBrokenError)
     return get_engine("gpaw").calculator(encut=args.encut, kpts={"size": args.kpts, "gamma": True},
-                                         symmetry="off", convergence={"energy": args.scf_energy},
+                                         symmetry="off",
+                                         convergence={"energy": args.scf_energy, "density": 1e-3,
+                                                      "eigenstates": 1e-6},
                                          txt=txt)
 
 
@@ -195,8 +198,9 @@ def main() -> None:
     shift1 = dft_end.positions - ml_end.cart_coords
     seeded_middle = [path[i].cart_coords + (1 - i / (n + 1)) * shift0 + i / (n + 1) * shift1
                      for i in range(1, n + 1)]
-    runs = {"(a) IDPP": dft_neb(dft_start, dft_end, idpp_middle, args, "idpp"),
-            "(b) ML-seeded": dft_neb(dft_start, dft_end, seeded_middle, args, "ml")}
+    # the seeded run first: the cheap one is done even if the IDPP run is stopped early
+    seeded = dft_neb(dft_start, dft_end, seeded_middle, args, "ml")
+    runs = {"(a) IDPP": dft_neb(dft_start, dft_end, idpp_middle, args, "idpp"), "(b) ML-seeded": seeded}
 
     a, b = runs["(a) IDPP"], runs["(b) ML-seeded"]
     print("\n=== summary ===")

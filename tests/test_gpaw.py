@@ -150,7 +150,11 @@ def test_engine_and_writer(tmp_path) -> None:
     assert engine.missing() is None
     assert isinstance(engine.calculator(encut=300), DftPlusD3)
     assert engine.neb_maker().engine == "gpaw"
-    assert engine.relax_maker(relax_cell=True).relax_kwargs == {"fmax": PAPER.fmax}
+    assert engine.relax_maker().relax_kwargs == {"fmax": PAPER.fmax}
+    with pytest.raises(ValueError, match="stress disagrees"):
+        engine.relax_maker(relax_cell=True)  # GPAW 26.7's PW stress is wrong
+    symmetry = engine.calculator(encut=300).dft.parameters.symmetry.todict()
+    assert symmetry == {"point_group": False, "time_reversal": False}  # "off"
 
     paths = write_inputs("gpaw", "relax", [bulk()], tmp_path)
     assert sorted(p.name for p in paths) == ["images.extxyz", "run_gpaw.py", "settings.json"]

@@ -33,11 +33,13 @@ def calculator(encut: float | None = None, dispersion: str = PAPER.dispersion,
     """GPAW PW (+ D3) with the paper's settings; ``encut``/``kpts``/… override for cheap runs.
 
     ``txt=None`` by default: a NEB makes one calculator per image and they would share a log.
+    Symmetry is off: GPAW stops with ``SymmetryBrokenError`` when a relaxation or NEB moves an
+    atom off a symmetric arrangement (seen in benchmarks/dft_neb_seeding.py).
     """
     from ncmflow.inputs.gpaw import gpaw_calculator
 
     return gpaw_calculator(None, PAPER.with_changes(dispersion=dispersion), "pw", txt,
-                           encut=encut, **gpaw_kwargs)
+                           encut=encut, **({"symmetry": "off"} | gpaw_kwargs))
 
 
 def with_start_moments(structure: Structure) -> Structure:
@@ -94,6 +96,10 @@ class GpawStaticMaker(GpawRelaxMaker):
 
 def relax_maker(relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 200,
                 **kwargs: Any) -> GpawRelaxMaker:
+    if relax_cell:
+        raise ValueError("GPAW 26.7's plane-wave stress disagrees with its energies (LiNiO2: −60 GPa "
+                         "where E(V) gives +1 GPa): relax the cell with another engine, or fit "
+                         "E(a, c) as benchmarks/dft_checks.py does")
     return GpawRelaxMaker(relax_cell=relax_cell, steps=steps, relax_kwargs={"fmax": fmax},
                           optimizer_kwargs={"optimizer": PAPER.optimizer}, **kwargs)
 
