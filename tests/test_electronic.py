@@ -123,3 +123,13 @@ def test_query_lists_the_electronic_single_points(electronic_store) -> None:
     assert sorted(r["result"].split(":")[0] for r in records) == ["cpan", "interface", "slab"]
     assert all(r["model"] == "electronic" and r["engine"] == "gpaw" for r in records)
     assert "μB" in records[0]["result"]
+
+
+def test_electronic_study_needs_the_gpaw_engine(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from ncmflow.cli import app
+
+    result = CliRunner().invoke(app, ["study", "--electronic", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "--engine gpaw --electronic" in result.output
+    assert not (tmp_path / "s").exists()  # refused before anything was stored
