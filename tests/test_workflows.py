@@ -137,3 +137,23 @@ def test_exploded_end_point_is_not_a_barrier(tmp_path):
     broken.translate_sites([1], broken[0].coords - broken[1].coords + [0.3, 0, 0], frac_coords=False)
     doc = run_job(CiNebMaker().make([start, start.copy(), broken], "bulk"), tmp_path)
     assert not doc.converged and "exploded" in doc.reason
+
+
+def _connect_many(folder: str) -> list[str]:
+    errors = []
+    for _ in range(15):
+        try:
+            get_store(folder).close()
+        except ValueError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def test_processes_connecting_to_one_embedded_store_at_once(tmp_path):
+    """montydb's config file is rewritten on connect; without the connect lock 58 of these 90
+    connects failed ("Empty module name") — e.g. `ncmflow status` beside a collect batch job."""
+    from multiprocessing import get_context
+
+    with get_context("fork").Pool(6) as pool:
+        errors = [e for errs in pool.map(_connect_many, [str(tmp_path / "store")] * 6) for e in errs]
+    assert errors == []

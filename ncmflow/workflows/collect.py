@@ -10,8 +10,6 @@ under a file lock so ``ncmflow status`` and the final collect batch job cannot i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -94,16 +92,6 @@ def run_stage(submission: Path, stage: dict, upstream: list[Path]) -> None:
         raise
 
 
-@contextlib.contextmanager
-def locked(path: Path):
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _missing(store, docs: list[dict], keys: tuple[str, ...]) -> list[dict]:
     if not docs:
         return []
@@ -123,10 +111,10 @@ def _lock_file(submission: Path, location: str | None) -> Path:
 
 def collect(submission: Path, location: str | None) -> int:
     """Ingest every stage's documents into the store at ``location``; returns how many were new."""
-    from ncmflow.workflows.store import get_store
+    from ncmflow.workflows.store import file_lock, get_store
 
     added = 0
-    with locked(_lock_file(submission, location)):
+    with file_lock(_lock_file(submission, location)):
         store = get_store(location)
         if DATA not in store.additional_stores:
             raise ValueError(f"the store has no '{DATA}' additional store: add one (see docs/hpc.md)")

@@ -9,7 +9,10 @@ additional store, never into the documents (MongoDB's 16 MB limit).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from jobflow import JobStore
@@ -17,6 +20,7 @@ from maggma.core import Store
 from monty.json import MontyDecoder
 
 DEFAULT_DIR = Path("ncmflow_data")
+CONNECT_LOCK = ".connect.lock"
 FLOWS_COLLECTION = "ncmflow_flows"
 
 
@@ -59,11 +63,30 @@ def get_store(location: str | Path | None = None) -> JobStore:
         store = _load_store_file(config, key="JOB_STORE")
     else:
         store = embedded_store(DEFAULT_DIR)
+    folder = getattr(store.docs_store, "database_path", None)  # a MontyStore on disk
     try:
-        store.connect()
+        # maggma's MontyStore rewrites its montydb config file on every connect: two processes
+        # connecting at once (a collect batch job and `ncmflow status`) read it half-written
+        if folder in (None, ":memory:"):
+            store.connect()
+        else:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            with file_lock(Path(folder) / CONNECT_LOCK):
+                store.connect()
     except Exception as exc:  # noqa: BLE001 — any backend failure means the store is unusable
         raise ValueError(f"cannot connect to the store: {str(exc).splitlines()[0]}") from None
     return store
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (fcntl), held for the ``with`` block."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _load_store_file(path: Path, key: str | None = None) -> JobStore:
