@@ -62,9 +62,10 @@ def _limit_blas_threads() -> None:
     60-atom electronic model took 140 s instead of 17 s with one thread. The user's own
     OMP_NUM_THREADS / OPENBLAS_NUM_THREADS win.
     """
-    idle = max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
+    from ncmflow import idle_cores
+
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(var, str(idle))
+        os.environ.setdefault(var, str(idle_cores()))
 
 
 class Kind(StrEnum):
@@ -754,8 +755,7 @@ def analyze_cdd(
 
     Example: `ncmflow analyze cdd CHGCAR_ab CHGCAR_slab CHGCAR_cpan --ni 60 --n 96`
     """
-    from ncmflow.analysis.cdd import DensityGrid
-    from ncmflow.analysis.electronic import charge_density_difference
+    from ncmflow.analysis.cdd import DensityGrid, charge_density_difference
 
     def load(path: Path) -> DensityGrid:
         return DensityGrid.from_cube(path) if path.suffix == ".cube" else DensityGrid.from_chgcar(path)

@@ -15,12 +15,8 @@ from pymatgen.core import Composition, Lattice, Structure
 
 pytest.importorskip("gpaw", reason="GPAW not installed: see the README's set-up")
 
-from ncmflow.analysis.electronic import (
-    charge_density_difference,
-    cohp_from_output,
-    load_electronic,
-    write_electronic_report,
-)
+from ncmflow.analysis.cdd import charge_density_difference
+from ncmflow.analysis.electronic import cohp_from_output, load_electronic, write_electronic_report
 from ncmflow.structures import electronic_model
 from ncmflow.structures.interface import cpan_sites, split_interface
 from ncmflow.workflows.electronic import ElectronicConfig, electronic_flow, reference_oxygen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -18,6 +19,8 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 from scipy.ndimage import map_coordinates
 
 from ncmflow.analysis.plotting import figure, save
+
+SPHERE = 1.0  # Å, default radius of the Ni and N spheres Δq is integrated in
 
 
 @dataclass
@@ -205,3 +208,31 @@ def plot_plane_average(average: dict, path: str | Path) -> Path:
         for ax in (top, bottom):
             ax.axhline(0.0, color="0.5", linewidth=0.7)
         return save(fig, path)
+
+
+def charge_density_difference(ab: DensityGrid, a: DensityGrid, b: DensityGrid, ni: int, n: int,
+                              out: Path, radius: float = SPHERE, suffix: str = ".cube") -> dict[str, Any]:
+    """Δρ written for VESTA, sliced through the Ni–N bond and plane-averaged; returns the numbers.
+
+    ``transfer_to_slab`` is ΔQ(z) at the height midway between Ni and N: electrons moved from
+    the cPAN side of that plane to the slab side (negative: towards cPAN).
+    """
+    delta = density_difference(ab, a, b)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"delta_rho": delta.write(out / f"delta_rho{suffix}")}
+    charges = sphere_charges(delta, [ni, n], radius)
+    cut = plane_slice(delta, ni, n, direction=slice_direction(delta, ni, n))
+    files["slice"] = plot_slice(cut, out / "cdd_slice.png")
+    average = plane_average(delta)
+    files["plane_average"] = plot_plane_average(average, out / "cdd_plane_average.png")
+    z_mid = np.mean(delta.atoms.positions[[ni, n], 2]) - delta.origin[2]
+    transfer = float(np.interp(z_mid, average["z"], average["delta_q"]))
+    return {"sphere_radius": radius, "sphere_charges": charges, "transfer_to_slab": transfer,
+            "total": float(average["delta_q"][-1]), "z_mid": float(z_mid), "files": files,
+            "plane_average": average}
+
+
+def slice_direction(grid: DensityGrid, i: int, j: int) -> tuple[float, float, float]:
+    """The plane holds the bond and the surface normal, or x when the bond is (nearly) vertical."""
+    bond = grid.atoms.get_distance(i, j, mic=True, vector=True)
+    return (1.0, 0.0, 0.0) if abs(bond[2]) > 0.95 * np.linalg.norm(bond) else (0.0, 0.0, 1.0)

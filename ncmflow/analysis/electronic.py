@@ -18,20 +18,11 @@ from typing import Any
 import numpy as np
 from jobflow import JobStore
 
-from ncmflow.analysis.cdd import (
-    DensityGrid,
-    density_difference,
-    plane_average,
-    plane_slice,
-    plot_plane_average,
-    plot_slice,
-    sphere_charges,
-)
+from ncmflow.analysis.cdd import DensityGrid, charge_density_difference
 from ncmflow.analysis.cohp import CohpResult, plot_cohp
 from ncmflow.analysis.pdos import PdosData, band_centre, pdos_overlap, plot_pdos
 
 PARTS = ("interface", "slab", "cpan")
-SPHERE = 1.0  # Å, radius of the Ni and N spheres Δq is integrated in
 # the Ni 3d manifold (eV vs E_F): an LCAO run with nbands = nao also has d-projected states
 # 10-30 eV up (basis artefacts) that would dominate a first moment taken over all bands
 D_WINDOW = (-10.0, 5.0)
@@ -94,34 +85,6 @@ def cohp_from_output(output: dict[str, Any], bond: str) -> CohpResult:
     )
 
 
-def charge_density_difference(ab: DensityGrid, a: DensityGrid, b: DensityGrid, ni: int, n: int,
-                              out: Path, radius: float = SPHERE, suffix: str = ".cube") -> dict[str, Any]:
-    """Δρ written for VESTA, sliced through the Ni–N bond and plane-averaged; returns the numbers.
-
-    ``transfer_to_slab`` is ΔQ(z) at the height midway between Ni and N: electrons moved from
-    the cPAN side of that plane to the slab side (negative: towards cPAN).
-    """
-    delta = density_difference(ab, a, b)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"delta_rho": delta.write(out / f"delta_rho{suffix}")}
-    charges = sphere_charges(delta, [ni, n], radius)
-    cut = plane_slice(delta, ni, n, direction=slice_direction(delta, ni, n))
-    files["slice"] = plot_slice(cut, out / "cdd_slice.png")
-    average = plane_average(delta)
-    files["plane_average"] = plot_plane_average(average, out / "cdd_plane_average.png")
-    z_mid = np.mean(delta.atoms.positions[[ni, n], 2]) - delta.origin[2]
-    transfer = float(np.interp(z_mid, average["z"], average["delta_q"]))
-    return {"sphere_radius": radius, "sphere_charges": charges, "transfer_to_slab": transfer,
-            "total": float(average["delta_q"][-1]), "z_mid": float(z_mid), "files": files,
-            "plane_average": average}
-
-
-def slice_direction(grid: DensityGrid, i: int, j: int) -> tuple[float, float, float]:
-    """The plane holds the bond and the surface normal, or x when the bond is (nearly) vertical."""
-    bond = grid.atoms.get_distance(i, j, mic=True, vector=True)
-    return (1.0, 0.0, 0.0) if abs(bond[2]) > 0.95 * np.linalg.norm(bond) else (0.0, 0.0, 1.0)
-
-
 def electronic_summary(run: ElectronicRun) -> dict[str, Any]:
     """The numbers: band centres, PDOS overlaps, −ICOHP(E_F) per bond and spin, energies."""
     ni, n, o = run.ni, run.n, run.o
@@ -172,11 +135,11 @@ def write_electronic_report(run: ElectronicRun, out: Path) -> dict[str, Path]:
     summary["charge_density_difference"] = cdd
     files["json"] = out / "summary.json"
     files["json"].write_text(json.dumps(summary, indent=2) + "\n")
+    markdown = summary_markdown(summary)
     files["md"] = out / "electronic.md"
-    files["md"].write_text(summary_markdown(summary))
+    files["md"].write_text(markdown)
     files["html"] = out / "index.html"
-    files["html"].write_text(_html(files["md"].read_text(), [files[k] for k in
-                                                            ("pdos", "cohp", "slice", "plane_average")]))
+    files["html"].write_text(_html(markdown, [files[k] for k in ("pdos", "cohp", "slice", "plane_average")]))
     return files
 
 

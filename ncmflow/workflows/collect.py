@@ -102,8 +102,8 @@ def _missing(store, docs: list[dict], keys: tuple[str, ...]) -> list[dict]:
 
 
 def _lock_file(submission: Path, location: str | None) -> Path:
-    """Embedded stores lock their own folder: maggma's MontyStore rewrites its montydb config
-    file on every connect, so two processes connecting at once can read it half-written."""
+    """Embedded stores lock their own folder, so collects of different submissions into one
+    store never ingest the same document twice (connects are locked in ``get_store``)."""
     if location is not None and Path(location).is_dir():
         return Path(location) / "ncmflow.lock"
     return submission / "collect.lock"

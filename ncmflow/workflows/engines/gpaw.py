@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from atomate2.ase.jobs import AseRelaxMaker
 from jobflow import job
+from monty.json import jsanitize
 from pymatgen.core import Structure
 
 from ncmflow.inputs.settings import PAPER
@@ -108,12 +109,6 @@ def neb_maker(fmax: float = 0.05, steps: int = 200, **kwargs: Any) -> CiNebMaker
     return CiNebMaker(engine="gpaw", fmax=fmax, steps=steps, **kwargs)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value.tolist() if hasattr(value, "tolist") else value
-
-
 def _checkpoint(atoms: Any) -> Any:
     """The converged calculator of an earlier run of this job in this folder, if any."""
     if not Path(CHECKPOINT).is_file():
@@ -165,7 +160,7 @@ def gpaw_electronic_structure(
     symbols = atoms.get_chemical_symbols()
     cohp = {f"{symbols[a]}{a}-{symbols[b]}{b}": {"sites": [a, b],
                                                  "length": float(atoms.get_distance(a, b, mic=True)),
-                                                 **_plain(gpaw_cohp(calc, a, b, width=width))}
+                                                 **jsanitize(gpaw_cohp(calc, a, b, width=width))}
             for a, b in pairs or []}
     return {"energy": energy, "efermi": float(calc.get_fermi_level()),
             "magmom": float(calc.get_magnetic_moment()),

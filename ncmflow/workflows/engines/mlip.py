@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from atomate2.ase.jobs import AseRelaxMaker
 
+from ncmflow import idle_cores
 from ncmflow.inputs.settings import PAPER
 from ncmflow.workflows.engines import Engine
 from ncmflow.workflows.neb import CiNebMaker
@@ -24,7 +25,7 @@ def torch_threads() -> int:
     """
     if "NCMFLOW_TORCH_THREADS" in os.environ:
         return max(1, int(os.environ["NCMFLOW_TORCH_THREADS"]))
-    return max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
+    return idle_cores()
 
 
 def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion):
