@@ -129,3 +129,17 @@ def test_electronic_study_needs_the_gpaw_engine(tmp_path) -> None:
     result = CliRunner().invoke(app, ["study", "--electronic", "--store", str(tmp_path / "s")])
     assert result.exit_code == 2 and "--engine gpaw --electronic" in result.output
     assert not (tmp_path / "s").exists()  # refused before anything was stored
+
+
+def test_analyze_electronic_regenerates_the_report_from_the_store(electronic_store, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from ncmflow.cli import app
+
+    folder = electronic_store[0].docs_store.database_path
+    out = str(tmp_path / "r")
+    result = CliRunner().invoke(app, ["analyze", "electronic", "--store", folder, "--out", out])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["ni_index"] == 0
+    empty = CliRunner().invoke(app, ["analyze", "electronic", "--store", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "no complete electronic study" in empty.output

@@ -242,3 +242,16 @@ def test_pw_forces_are_energy_derivatives_in_a_crystal(tmp_path) -> None:
     numeric = -(run(h).get_potential_energy() - run(-h).get_potential_energy()) / (2 * h)
     assert abs(force) > 0.3  # displaced: a real restoring force to compare
     assert force == pytest.approx(numeric, abs=0.03)
+
+
+def test_slab_parameters_one_k_along_the_normal_and_a_dipole_layer() -> None:
+    from ncmflow.inputs.gpaw import gpaw_parameters, slab_boundaries
+    from ncmflow.structures import electronic_model
+
+    model = electronic_model()
+    params = gpaw_parameters(model)
+    assert params["kpts"]["size"][2] == 1 and params["kpts"]["size"][:2] == (5, 2)
+    assert params["poissonsolver"] == {"dipolelayer": "xy"}
+    assert slab_boundaries(to_ase_atoms(model)).pbc.tolist() == [True, True, False]
+    assert "poissonsolver" not in gpaw_parameters(bulk())  # bulk: periodic, no dipole layer
+    assert slab_boundaries(to_ase_atoms(bulk())).pbc.all()
