@@ -110,7 +110,7 @@ def ml_path(start: Structure, end: Structure, args: argparse.Namespace):
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     with tempfile.TemporaryDirectory() as tmp:
         responses = run_locally(flow, store=store, root_dir=tmp, log=False, ensure_success=True)
-    return responses[flow.output.uuid][1].output
+    return responses[flow.output[0].uuid][1].output  # path A (no confirm_maker: the only one)
 
 
 def dft_relax(structure: Structure, args: argparse.Namespace, name: str):

@@ -37,7 +37,7 @@ def ncmflow_run(n_images: int, fmax: float, interpolation: str):
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     with tempfile.TemporaryDirectory() as tmp:
         responses = run_locally(flow, store=store, root_dir=tmp, log=False, ensure_success=True)
-    return responses[flow.output.uuid][1].output
+    return responses[flow.output[0].uuid][1].output  # path A (no confirm_maker: the only one)
 
 
 def baseline_run(start, end, n_images: int, fmax: float) -> dict:

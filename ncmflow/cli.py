@@ -108,6 +108,10 @@ def build(
     ] = None,
     n_kind: Annotated[str, typer.Option(help="N bound to Ni: pyridinic or nitrile.")] = "pyridinic",
     model: Annotated[str, typer.Option(help="Migration model: bulk, bare or cpan.")] = "bulk",
+    hop: Annotated[
+        str, typer.Option(help="Slab hop: subsurface (into the Li layer below) or in-plane.")
+    ] = "subsurface",
+    site: Annotated[int, typer.Option(help="Migration hop site (0, 1, …; see `ncmflow study --sites`).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for NCM811 ordering ties and cPAN embedding.")] = 0,
 ) -> None:
     """Build a model and print its summary.
@@ -126,13 +130,16 @@ def build(
             raise UserError(f"output folder {folder.parent} does not exist")
         folder.mkdir(exist_ok=True)
         cpan_options = {"n_units": n_units or 3, "degree": 0.67 if degree is None else degree}
-        start, end = st.ni_hop_endpoints(model, seed=seed, **cpan_options)
+        start, end = st.ni_hop_endpoints(model, hop, site, seed=seed, **cpan_options)
         for name, s in (("start", start), ("end", end)):
             write_structure(s, folder / f"{name}{ext}")
-        summarize(console, start, f"Ni hop ({model}): start", folder / f"start{ext}")
+        summarize(console, start, f"Ni hop ({model}, site {site}): start", folder / f"start{ext}")
+        depth = start.properties.get("hop_depth")
         console.print(
             f"end point: {folder / ('end' + ext)} — Ni #{start.properties['moved_index']} moved "
             f"{start.properties['hop_distance']:.2f} Å"
+            + (f", {depth:.2f} Å into the slab" if depth is not None else "")
+            + f" ({start.properties['site_label']}; {st.hop_sites(model, hop)} sites)", highlight=False,
         )
         return
     builders = {"linio2": st.linio2, "li05nio2": st.li05nio2, "ncm811": lambda: st.ncm811(seed)}
@@ -199,6 +206,9 @@ def study(
     engine: Annotated[str, typer.Option(help="Engine that computes (mlip runs here).")] = "mlip",
     quick: Annotated[bool, typer.Option(help="3 images, looser forces: a first look in ~minutes.")] = False,
     models: Annotated[str, typer.Option(help="Comma-separated migration models.")] = "bulk,bare,cpan",
+    hop: HopOption = "subsurface",
+    sites: SitesOption = None,
+    ml_models: MlModelsOption = "chgnet",
     store: StoreOption = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
     write_inputs: Annotated[
@@ -225,14 +235,14 @@ def study(
     from ncmflow.workflows.engines import get_engine
     from ncmflow.workflows.runner import saved_flow
     from ncmflow.workflows.store import get_store
-    from ncmflow.workflows.study import StudyConfig, study_flow
+    from ncmflow.workflows.study import study_flow
 
     if electronic:
         if engine != "gpaw" or write_inputs is not None:
             raise UserError("--electronic runs GPAW here: use `ncmflow study --engine gpaw --electronic`")
         _electronic_study(store, out / "electronic")
         return
-    config = StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")))
+    config = _study_config(engine, quick, models, hop, sites, ml_models)
     if write_inputs is not None:
         from ncmflow.workflows.study import write_study_inputs
 
@@ -244,11 +254,39 @@ def study(
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
     job_store = get_store(store)
     flow = saved_flow(job_store, config.key, lambda: study_flow(config))
-    display = _run_saved(flow, job_store, store, config.key, (*config.models, "compare"))
+    from ncmflow.workflows.progress import row_label
+
+    rows = tuple(row_label(m, k, p) for p in config.potentials for m in config.models
+                 for k in range(config.site_count(m)))
+    display = _run_saved(flow, job_store, store, config.key, (*rows, "compare"))
     files = write_report(job_store, out, study=config.key)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():
         console.print(f"wrote {path}")
+
+
+HopOption = Annotated[str, typer.Option(help="Slab hop kind: subsurface (the Ni goes into the Li layer "
+                                       "below the surface plane) or in-plane.")]
+SitesOption = Annotated[
+    int | None, typer.Option(help="Hop sites per model [default: 2 with --quick, else 4].")
+]
+MlModelsOption = Annotated[str, typer.Option(
+    "--ml-models", help="Comma-separated offline ML potentials for the mlip engine: chgnet, chgnet-r2scan, "
+    "sevennet, sevennet-mf.")]
+
+
+def _study_config(engine: str, quick: bool, models: str, hop: str, sites: int | None, ml_models: str) -> Any:
+    from ncmflow.workflows.study import StudyConfig
+
+    potentials = tuple(m.strip() for m in ml_models.split(",") if m.strip())
+    if engine == "mlip":
+        from ncmflow.workflows.engines.mlip import potentials as known
+
+        unknown = [p for p in potentials if p not in known()]
+        if unknown:
+            raise UserError(f"unknown ML potential {unknown[0]!r}: the offline ones are {', '.join(known())}")
+    return StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")), hop=hop,
+                              sites=sites, ml_models=potentials)
 
 
 def _run_saved(flow: Any, job_store: Any, store: str | None, key: str, rows: tuple[str, ...]) -> Any:
@@ -297,6 +335,9 @@ def compare(
     store: StoreOption = None,
     model: Annotated[str | None, typer.Option(help="Only this model (bulk, bare, cpan).")] = None,
     engine: Annotated[str | None, typer.Option(help="Only this engine.")] = None,
+    potential: Annotated[
+        str | None, typer.Option(help="Only this ML potential (chgnet, sevennet, …).")
+    ] = None,
     flow: Annotated[str | None, typer.Option(help="Only this study key (see `ncmflow query`).")] = None,
     since: Annotated[datetime | None, typer.Option(help="Only results finished since (ISO date).")] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
@@ -308,8 +349,9 @@ def compare(
     from ncmflow.analysis.barriers import write_report
     from ncmflow.workflows.store import get_store
 
-    files = write_report(get_store(store), out, model=model, engine=engine, study=flow, since=since)
-    console.print(files["md"].read_text(), markup=False, highlight=False)
+    files = write_report(get_store(store), out, model=model, engine=engine, potential=potential, study=flow,
+                         since=since)
+    console.print(files["md"].read_text(), markup=False, highlight=False, soft_wrap=True)
     for path in files.values():
         console.print(f"wrote {path}")
 
@@ -342,18 +384,20 @@ def query(
         return
     table = Table(title="ncmflow store")
     table.add_column("uuid", no_wrap=True, min_width=36)
-    for column in ("stage", "model", "engine", "result", "finished"):
+    for column in ("stage", "model", "site", "engine", "result", "finished"):
         table.add_column(column)
     for rec in records:
         table.add_row(
             rec["uuid"],
-            rec["stage"] or rec["kind"],
+            " ".join(filter(None, (rec["stage"] or rec["kind"], rec["path"]))),
             rec["model"] or "",
-            rec["engine"] or "",
+            "" if rec["site"] is None else str(rec["site"]),
+            " ".join(filter(None, (rec["engine"], rec["potential"]))),
             rec["result"],
             rec["completed_at"][:16].replace("T", " "),
         )
-    console.print(table)
+    # redirected to a file there is no width to fit: keep each row on one line
+    (console if console.is_terminal else Console(width=160)).print(table)
 
 
 @app.command()
@@ -416,6 +460,9 @@ def submit_study(
     engine: Annotated[str, typer.Option(help="mlip, vasp, castep, …")] = "mlip",
     quick: Annotated[bool, typer.Option(help="3 images, looser forces.")] = False,
     models: Annotated[str, typer.Option(help="Comma-separated migration models.")] = "bulk,bare,cpan",
+    hop: HopOption = "subsurface",
+    sites: SitesOption = None,
+    ml_models: MlModelsOption = "chgnet",
     dry_run: Annotated[bool, typer.Option(help="Print the batch scripts; submit nothing.")] = False,
     backend: Annotated[Backend, typer.Option(help="direct (qtoolkit) or jobflow-remote.")] = Backend.direct,
     config: ConfigOption = None,
@@ -434,7 +481,7 @@ def submit_study(
     from ncmflow.workflows.hpc_config import check_label, check_scheduler, mask
     from ncmflow.workflows.runner import saved_flow
     from ncmflow.workflows.store import get_store
-    from ncmflow.workflows.study import StudyConfig, study_flow
+    from ncmflow.workflows.study import study_flow
     from ncmflow.workflows.submit import new_submission, pinned_store
 
     hpc = _hpc_config(config)
@@ -448,9 +495,9 @@ def submit_study(
         study: Any = ElectronicConfig()
         build = functools.partial(electronic_flow, study)
     else:
-        study = StudyConfig.create(
-            engine, quick, models=tuple(check_label(m.strip(), "model name") for m in models.split(","))
-        )
+        for m in models.split(","):
+            check_label(m.strip(), "model name")
+        study = _study_config(engine, quick, models, hop, sites, ml_models)
         build = functools.partial(study_flow, study)
     if backend is Backend.jobflow_remote:
         if dry_run:

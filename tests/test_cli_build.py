@@ -31,6 +31,23 @@ def test_build_cpan_and_migration(tmp_path):
     assert start.species == end.species
 
 
+def test_build_migration_subsurface_site_for_bare_and_cpan_share_the_hop(tmp_path):
+    written = {}
+    for model in ("bare", "cpan"):
+        out = tmp_path / f"hop_{model}.json"
+        result = runner.invoke(app, ["build", "migration", "--model", model, "--hop", "subsurface",
+                                     "--site", "1", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "into the slab" in result.output and "ordering 1" in result.output
+        written[model] = [read_structure(tmp_path / f"hop_{model}" / f"{n}.json") for n in ("start", "end")]
+    (bs, be), (cs, ce) = written["bare"], written["cpan"]
+    i = bs.properties["moved_index"]
+    assert cs.properties["moved_index"] == i and cs.properties["site"] == 1
+    assert bs.cart_coords[i, 2] - be.cart_coords[i, 2] >= 1.5  # down, into the slab
+    assert be.cart_coords[i] == pytest.approx(ce.cart_coords[i], abs=1e-6)  # the same vacancy
+    assert len(cs) - len(bs) == len(cs.properties["cpan_species"])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -39,6 +56,8 @@ def test_build_cpan_and_migration(tmp_path):
         (["cpan", "--n-units", "1"], "n >= 2"),
         (["linio2", "-o", "/no/such/dir/x.cif"], "does not exist"),
         (["migration", "--model", "surface"], "unknown migration model"),
+        (["migration", "--model", "bare", "--hop", "sideways"], "unknown hop kind"),
+        (["migration", "--site", "500"], "distinct bulk hop sites"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):

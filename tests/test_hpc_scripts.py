@@ -17,7 +17,7 @@ from ncmflow.workflows.submit import new_submission, plan_stages, render_script,
 
 @pytest.fixture(scope="module")
 def flow():
-    return study_flow(StudyConfig.create("mlip", quick=True, models=("bulk", "bare")))
+    return study_flow(StudyConfig.create("mlip", quick=True, models=("bulk", "bare"), sites=1))
 
 
 def slurm_worker(work: Path, **changes) -> Worker:
@@ -31,10 +31,11 @@ def slurm_worker(work: Path, **changes) -> Worker:
 def test_one_stage_per_model_then_compare(flow) -> None:
     stages = plan_stages(flow)
     assert [s.name for s in stages] == ["bulk", "bare", "compare"]
-    assert [len(s.uuids) for s in stages] == [4, 4, 1]
+    assert [len(s.uuids) for s in stages] == [6, 6, 1]  # per model: 2 relaxations, 2 paths × 2 jobs
     assert stages[0].after == [] and stages[1].after == []
     assert sorted(stages[2].after) == ["bare", "bulk"]
-    assert [j["stage"] for j in stages[0].jobs] == ["relax start", "relax end", "interpolate", "neb"]
+    assert [j["stage"] for j in stages[0].jobs] == ["relax start", "relax end", "interpolate", "interpolate",
+                                                    "neb", "neb"]
 
 
 def test_slurm_script(tmp_path: Path) -> None:

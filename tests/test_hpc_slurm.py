@@ -29,7 +29,9 @@ pytestmark = [
         reason="no SLURM here: run scripts/slurm-local.sh (as root) first",
     ),
 ]
-QUICK_BULK = StudyConfig.create("mlip", quick=True, models=("bulk",))
+# one site, both of its paths (A: the study band, B: the confirming denser band): 7 jobs
+QUICK_BULK = StudyConfig.create("mlip", quick=True, models=("bulk",), sites=1)
+JOBS = 7
 
 
 def worker(tmp_path: Path, walltime: str = "00:30:00") -> Worker:
@@ -81,8 +83,10 @@ def local_run(tmp_path_factory) -> tuple[dict, dict]:
     store = get_store(str(folder / "store"))
     flow = study_flow(QUICK_BULK)
     run_flow(flow, store, folder)
-    uuids = [j.uuid for j, _ in flow.iterflow()]
-    return store.get_output(uuids[-1]), store.get_output(uuids[-2], load=True)
+    jobs = [j for j, _ in flow.iterflow()]
+    nebs = {j.metadata["path"]: store.get_output(j.uuid, load=True) for j in jobs
+            if j.metadata.get("stage") == "neb"}
+    return store.get_output(jobs[-1].uuid), nebs
 
 
 def test_submit_study_matches_a_local_run(tmp_path: Path, local_run) -> None:
@@ -105,6 +109,8 @@ def test_submit_study_matches_a_local_run(tmp_path: Path, local_run) -> None:
             "--quick",
             "--models",
             "bulk",
+            "--sites",
+            "1",
             "--config",
             str(config),
             "--store",
@@ -116,10 +122,12 @@ def test_submit_study_matches_a_local_run(tmp_path: Path, local_run) -> None:
     wait(folder, all_completed)
     print(f"submit → complete: {time.monotonic() - t0:.0f} s")
     status = runner.invoke(app, ["status", str(folder)])
-    assert status.exit_code == 0 and status.output.count("completed") == 5, status.output
-    remote, local = barrier_table(folder, str(tmp_path / "store"))["rows"][0], local_run[0]["rows"][0]
-    for key in ("forward_barrier", "reverse_barrier", "reaction_energy"):
-        assert remote[key] == pytest.approx(local[key], abs=1e-6), key
+    assert status.exit_code == 0 and status.output.count("completed") == JOBS, status.output
+    remote_rows = barrier_table(folder, str(tmp_path / "store"))["rows"]
+    assert [(r["path"], r["site"]) for r in remote_rows] == [("A", 0), ("B", 0)]
+    for remote, local in zip(remote_rows, local_run[0]["rows"], strict=True):
+        for key in ("forward_barrier", "reverse_barrier", "reaction_energy", "selected"):
+            assert remote[key] == pytest.approx(local[key], abs=1e-6), key
     again = runner.invoke(app, ["collect", str(folder)])
     assert "0 new documents" in again.output
 
@@ -139,12 +147,13 @@ def test_scancel_then_retry_loses_nothing(tmp_path: Path) -> None:
     assert barrier_table(folder, location)["rows"][0]["converged"]
     store = get_store(location)
     uuids = [u for s in load_record(folder).stages for u in s.uuids]
-    assert store.docs_store.count({"uuid": {"$in": uuids}}) == len(uuids) == 5
+    assert store.docs_store.count({"uuid": {"$in": uuids}}) == len(uuids) == JOBS
     assert before.keys() <= finished_uuids(folder, bulk)
 
 
 # A NEB long enough (tight fmax, one torch thread) that the shortened limit always lands inside it
-LONG_NEB = StudyConfig.create("mlip", quick=True, models=("bulk",), neb_fmax=0.02, neb_steps=1000, n_images=5)
+LONG_NEB = StudyConfig.create("mlip", quick=True, models=("bulk",), neb_fmax=0.02, neb_steps=1000, n_images=5,
+                              sites=1, confirm=False)
 
 
 @pytest.mark.timeout(1800)
@@ -160,14 +169,14 @@ def test_time_limit_is_detected_and_the_neb_resumes(tmp_path: Path, local_run) -
     assert states["bulk"][1] == "time limit 00:01:00 reached"
     assert retry(folder, load_record(folder), slow) == ["bulk", "compare"]
     wait(folder, all_completed)
-    resumed, reference = neb_doc(folder, str(tmp_path / "store")), local_run[1]
+    resumed, reference = neb_doc(folder, str(tmp_path / "store")), local_run[1]["A"]
     assert resumed["converged"] and resumed["resumed"]
     # same hop at fmax 0.02: CHGNet has two saddles for it, 2.10 and 2.33 eV (README, benchmark)
     assert 1.9 < resumed["forward_barrier"] < reference["forward_barrier"] + 0.1
 
 
 def test_two_flows_at_once(tmp_path: Path) -> None:
-    linear = StudyConfig.create("mlip", quick=True, models=("bulk",), interpolation="linear")
+    linear = StudyConfig.create("mlip", quick=True, models=("bulk",), interpolation="linear", sites=1)
     folders = [submit(tmp_path, c, worker(tmp_path)) for c in (QUICK_BULK, linear)]
     for folder in folders:
         wait(folder, all_completed)
@@ -175,4 +184,4 @@ def test_two_flows_at_once(tmp_path: Path) -> None:
     for folder in folders:
         collect(folder, str(tmp_path / "store"))
         uuids = [u for s in load_record(folder).stages for u in s.uuids]
-        assert store.docs_store.count({"uuid": {"$in": uuids}}) == len(uuids) == 5
+        assert store.docs_store.count({"uuid": {"$in": uuids}}) == len(uuids) == JOBS

@@ -39,11 +39,35 @@ def test_cluster_engines_say_what_is_missing():
 
 @pytest.mark.parametrize("engine", ["mlip", "vasp", "castep"])
 def test_study_flow_serialises_for_every_engine(engine):
-    flow = study_flow(StudyConfig.create(engine, models=("bulk",)))
+    flow = study_flow(StudyConfig.create(engine, models=("bulk",), sites=1))
     back = MontyDecoder().process_decoded(jsanitize(flow.as_dict(), strict=True, allow_bson=True))
-    names = [j.name for j, _ in back.iterflow()]
-    assert names[:3] == ["bulk relax start", "bulk relax end", "bulk interpolate"]
-    assert names[-1] == "compare barriers"
+    jobs = [j for j, _ in back.iterflow()]
+    tag = "bulk site 0" + (" chgnet" if engine == "mlip" else "")
+    paths = ["A"] if engine == "castep" else ["A", "B"]  # LST/QST uses only the end points
+    assert [j.name for j in jobs[:2]] == [f"{tag} relax start", f"{tag} relax end"]
+    assert sorted({j.metadata["path"] for j in jobs if j.metadata.get("stage") == "neb"}) == paths
+    assert jobs[-1].name == "compare barriers"
+
+
+def test_study_flow_runs_every_site_and_potential_and_shares_equal_relaxations():
+    config = StudyConfig.create("mlip", quick=True, models=("bulk", "bare"), sites=3,
+                                ml_models=("chgnet", "sevennet"))
+    jobs = [j for j, _ in study_flow(config).iterflow()]
+    nebs = [j for j in jobs if j.metadata.get("stage") == "neb"]
+    assert len(nebs) == 2 * 2 * 3 * 2  # potentials × models × sites × paths
+    assert {(j.metadata["potential"], j.metadata["model"], j.metadata["site"]) for j in nebs} == {
+        (p, m, k) for p in ("chgnet", "sevennet") for m in ("bulk", "bare") for k in range(3)}
+    relax = [j for j in jobs if str(j.metadata.get("stage", "")).startswith("relax")]
+    # bulk sites 0 and 2 come from the same Li ordering: their start is relaxed once per potential
+    assert len(relax) == 2 * (2 * 3 * 2 - 1)
+    makers = {j.metadata["potential"]: j.function_args for j in nebs if j.metadata["path"] == "A"}
+    assert {p: j.maker.engine_options["ml_model"] for p, j in
+            ((j.metadata["potential"], j) for j in nebs)} == {"chgnet": "chgnet", "sevennet": "sevennet"}
+    assert makers  # both potentials have a path A
+    path_b = next(j for j in nebs if j.metadata["path"] == "B")
+    assert path_b.maker.optimizer == config.confirm_optimizer and path_b.maker.steps == 2 * config.neb_steps
+    with pytest.raises(ValueError, match="unknown hop kind"):
+        StudyConfig.create("mlip", hop="sideways")
 
 
 def test_saved_flow_keeps_uuids(tmp_path):
@@ -157,3 +181,25 @@ def test_processes_connecting_to_one_embedded_store_at_once(tmp_path):
     with get_context("fork").Pool(6) as pool:
         errors = [e for errs in pool.map(_connect_many, [str(tmp_path / "store")] * 6) for e in errs]
     assert errors == []
+
+
+def test_cpan_subsurface_path_records_the_ni_n_bond_breaking(tmp_path):
+    """A 2-step NEB on the unrelaxed cPAN end points: the document carries the site's identity
+    and the Ni–N distance of every image (2.0 Å at the start, the N left behind at the end)."""
+    from ncmflow.workflows.neb import interpolate_images
+
+    start, end = ni_hop_endpoints("cpan", "subsurface", 0)
+    images = run_job(interpolate_images(start, end, 3), tmp_path)
+    info = {"site": 0, "hop_kind": "subsurface", "hop_depth": start.properties["hop_depth"],
+            "moved_index": start.properties["moved_index"], "n_index": start.properties["n_index"],
+            "path": "A"}
+    doc = run_job(CiNebMaker(steps=2, engine_options={"ml_model": "chgnet"}).make(images, "cpan", info),
+                  tmp_path)
+    assert (doc.site, doc.hop_kind, doc.path, doc.potential) == (0, "subsurface", "A", "chgnet")
+    assert doc.hop_depth == pytest.approx(2.04, abs=0.01) and doc.moved_index == info["moved_index"]
+    assert len(doc.ni_n_distances) == 5
+    assert doc.ni_n_distances[0] == pytest.approx(2.0, abs=0.05)  # barely moved in 2 steps
+    assert doc.ni_n_distances[-1] >= doc.ni_n_distances[0] + 1.0
+    assert doc.ni_n_distances == pytest.approx(
+        [s.get_distance(info["moved_index"], info["n_index"]) for s in doc.images], abs=1e-9)
+    assert doc.path_method == "idpp, 3 images, improvedtangent, ode"

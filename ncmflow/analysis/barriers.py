@@ -1,16 +1,21 @@
 """The barrier comparison, regenerated from a store query: the users' main report.
 
-Reads BarrierDocs (never computes), keeps the newest result per (model, engine), and writes
-barriers.csv / barriers.md (deterministic: rerunning with nothing new gives identical bytes),
-the profile and bar-chart PNGs, an HTML page embedding them, and the relaxed end points.
+Reads ``BarrierDoc``s (never computes): the newest result per (engine, potential, model, hop kind,
+site, path); per site the lowest converged saddle of its paths is selected; the statistics are in
+``ncmflow.analysis.statistics`` and the figures in ``ncmflow.analysis.barrier_plots``. Writes
+``barriers.csv`` (one row per NEB) and ``barriers.md`` (deterministic: nothing new in the store
+gives identical bytes), the PNGs, an HTML page embedding them, and the selected paths' relaxed end
+points.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,15 +23,28 @@ from typing import Any
 from jobflow import JobStore
 from monty.json import MontyDecoder
 
-from ncmflow.analysis.neb import BarrierProfile, plot_profiles, profile_from_arrays
-from ncmflow.analysis.plotting import figure, save
-from ncmflow.structures import MODELS
-from ncmflow.workflows.documents import PAPER_BARRIERS, BarrierDoc, BarrierTable
-from ncmflow.workflows.study import barrier_row, barrier_table
+from ncmflow.analysis.barrier_plots import ProfileEntry, plot_distribution, plot_site_profiles
+from ncmflow.analysis.neb import BarrierProfile, profile_from_arrays
+from ncmflow.analysis.statistics import (
+    PAPER_DIFFERENCE,
+    QUANTITIES,
+    attribution,
+    distributions,
+    model_rank,
+    paired_differences,
+    pooled_difference,
+    site_pairs,
+)
+from ncmflow.workflows.documents import PAPER_BARRIERS, BarrierDoc, BarrierRow, BarrierTable, mark_selected
 
-PAPER_DIFFERENCE = round(PAPER_BARRIERS["cpan"] - PAPER_BARRIERS["bare"], 2)  # +0.53 eV
-COLUMNS = ("model", "engine", "forward_barrier", "reverse_barrier", "reaction_energy", "converged",
-           "force_calls", "wall_time", "paper_barrier", "reason")
+COLUMNS = ("model", "site", "hop_kind", "engine", "potential", "path", "path_method", "forward_barrier",
+           "reverse_barrier", "reaction_energy", "converged", "selected", "force_calls", "wall_time",
+           "hop_depth", "ni_n_start", "ni_n_end", "paper_barrier", "reason", "uuid")
+# what load_barriers reads before deciding which documents to load in full
+KEY_PROPERTIES = ("completed_at", "metadata.study", "output.engine", "output.potential", "output.model",
+                  "output.hop_kind", "output.site", "output.path")
+PAPER_LINE = (f"paper (CASTEP PBE+D, one site): bare {PAPER_BARRIERS['bare']:.2f} eV, cPAN "
+              f"{PAPER_BARRIERS['cpan']:.2f} eV, difference +{PAPER_DIFFERENCE:.2f} eV")
 
 
 @dataclass
@@ -35,43 +53,63 @@ class StoredBarrier:
     completed_at: str
     study: str | None
     doc: BarrierDoc
+    index: int = 1
 
 
-def barrier_query(model: str | None = None, engine: str | None = None, study: str | None = None,
-                  since: datetime | None = None) -> dict[str, Any]:
+def barrier_query(model: str | None = None, engine: str | None = None, potential: str | None = None,
+                  study: str | None = None, since: datetime | None = None) -> dict[str, Any]:
     """The MongoDB-language filter for NEB results (works on montydb and MongoDB alike)."""
     query: dict[str, Any] = {"output.@class": "BarrierDoc"}
-    if model:
-        query["output.model"] = model
-    if engine:
-        query["output.engine"] = engine
-    if study:
-        query["metadata.study"] = study
+    for name, value in (("output.model", model), ("output.engine", engine),
+                        ("output.potential", potential), ("metadata.study", study)):
+        if value:
+            query[name] = value
     if since:
         query["completed_at"] = {"$gte": since.isoformat()}
     return query
 
 
+def _sort_key(key: tuple) -> tuple:
+    engine, potential, model, hop_kind, site, path = key
+    return engine, potential or "", model_rank(model), model, site, hop_kind or "", path
+
+
 def load_barriers(store: JobStore, **filters: Any) -> list[StoredBarrier]:
-    """Newest BarrierDoc per (model, engine) matching the filters, with its arrays loaded."""
-    newest: dict[tuple[str, str], dict] = {}
-    for doc in store.query(barrier_query(**filters), properties=["uuid", "completed_at", "output.model",
-                                                                  "output.engine", "metadata"]):
-        key = (doc["output"]["model"], doc["output"]["engine"])
-        if key not in newest or doc["completed_at"] > newest[key]["completed_at"]:
-            newest[key] = doc
-    out = []
-    order = {m: i for i, m in enumerate(MODELS)}
-    for key in sorted(newest, key=lambda k: (order.get(k[0], len(order)), k)):
-        meta = newest[key]
-        full = store.query_one({"uuid": meta["uuid"]}, load=True)
-        out.append(StoredBarrier(meta["uuid"], meta["completed_at"], meta.get("metadata", {}).get("study"),
-                                 MontyDecoder().process_decoded(full["output"])))
-    return out
+    """Newest BarrierDoc per (engine, potential, model, hop kind, site, path) matching the filters,
+    arrays loaded, in (engine, potential, bulk/bare/cpan, site, path) order."""
+    newest: dict[tuple, tuple[tuple, dict]] = {}
+    for meta in store.query(barrier_query(**filters), properties=list(KEY_PROPERTIES)):
+        out = meta.get("output", {})
+        key = (out.get("engine", ""), out.get("potential"), out.get("model", ""), out.get("hop_kind"),
+               out.get("site", 0), out.get("path", "A"))
+        stamp = (meta.get("completed_at") or "", meta.get("index", 1), meta["uuid"])
+        if key not in newest or stamp > newest[key][0]:
+            newest[key] = (stamp, meta)
+    chosen = [newest[key][1] for key in sorted(newest, key=_sort_key)]
+    wanted = {(m["uuid"], m.get("index", 1)) for m in chosen}
+    full = {}
+    for doc in store.query({"uuid": {"$in": sorted({u for u, _ in wanted})}},
+                           properties=["output"], load=True):
+        if (doc["uuid"], doc.get("index", 1)) in wanted:
+            full[(doc["uuid"], doc.get("index", 1))] = doc["output"]
+    decoder = MontyDecoder()
+    barriers = []
+    for meta in chosen:
+        doc = decoder.process_decoded(full[(meta["uuid"], meta.get("index", 1))])
+        barriers.append(StoredBarrier(
+            uuid=meta["uuid"], completed_at=meta.get("completed_at") or "",
+            study=(meta.get("metadata") or {}).get("study"), index=meta.get("index", 1),
+            doc=doc if isinstance(doc, BarrierDoc) else BarrierDoc.model_validate(doc)))
+    return barriers
+
+
+def barrier_rows(barriers: list[StoredBarrier]) -> list[BarrierRow]:
+    """One row per NEB, in the barriers' order, with the selected path of every site marked."""
+    return mark_selected([BarrierRow.from_doc(b.doc, b.uuid) for b in barriers])
 
 
 def comparison(barriers: list[StoredBarrier]) -> BarrierTable:
-    return barrier_table([barrier_row(b.doc, b.uuid) for b in barriers])
+    return BarrierTable(rows=barrier_rows(barriers))
 
 
 def profile(doc: BarrierDoc) -> BarrierProfile:
@@ -80,98 +118,212 @@ def profile(doc: BarrierDoc) -> BarrierProfile:
                                cell=doc.images[0].lattice.matrix)
 
 
-def _fmt(value: Any) -> str:
+def _num(value: float | None, signed: bool = False, empty: str = "—") -> str:
+    """Three decimals, never "-0.000" (so regenerated files do not differ by a sign of zero)."""
     if value is None:
+        return empty
+    text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    return text.replace("-0.000", "+0.000" if signed else "0.000")
+
+
+def _pm(mean: float | None, stderr: float | None) -> str:
+    if mean is None:
         return "—"
+    return f"{_num(mean, signed=True)} ± {_num(stderr)}" if stderr is not None else _num(mean, signed=True)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return _num(value)
     return str(value)
 
 
-def table_csv(table: BarrierTable) -> str:
+def table_csv(rows: list[BarrierRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for row in table.rows:
-        writer.writerow(["" if getattr(row, c) is None else _fmt(getattr(row, c)) for c in COLUMNS])
+    for row in rows:
+        writer.writerow([_cell(getattr(row, c)) for c in COLUMNS])
     return buffer.getvalue()
 
 
-def table_markdown(table: BarrierTable) -> str:
-    head = ["model", "engine", "E_a forward (eV)", "E_a reverse (eV)", "ΔE (eV)", "converged",
-            "force calls", "wall (s)", "paper (eV)"]
-    lines = ["# Ni migration barriers", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
-    for r in table.rows:
-        cells = [r.model, r.engine, r.forward_barrier, r.reverse_barrier, r.reaction_energy,
-                 "yes" if r.converged else f"no ({r.reason})", r.force_calls, r.wall_time, r.paper_barrier]
-        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
-    lines += ["", "cPAN − bare (eV): "
-              + ", ".join(f"{e} {_fmt(d)}" for e, d in table.cpan_minus_bare.items())
-              + f"; paper +{PAPER_DIFFERENCE:.2f} (2.83 → 3.36 eV, CASTEP PBE+D).", ""]
+@dataclass
+class Table:
+    """One table of the report, rendered both as Markdown and as HTML."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    note: str = ""
+    lead: list[str] = field(default_factory=list)
+
+
+def _site_groups(rows: list[BarrierRow]) -> dict[tuple, list[BarrierRow]]:
+    groups: dict[tuple, list[BarrierRow]] = {}
+    for r in rows:
+        groups.setdefault((r.engine, r.potential_label, r.model, r.hop_kind, r.site), []).append(r)
+    return groups
+
+
+def summary_tables(rows: list[BarrierRow]) -> list[Table]:
+    """The report's tables: distributions, paired differences, paired sites, every site, failures."""
+    tables = [Table(
+        "Forward barrier per potential and model", ("potential", "model", "sites", "mean (eV)", "std (eV)",
+                                                    "min (eV)", "max (eV)", "paper (eV)"),
+        [(d.potential, d.model, str(d.n), _num(d.mean), _num(d.std), _num(d.min), _num(d.max), _num(d.paper))
+         for d in distributions(rows)],
+        note="Selected path per site (the lowest converged saddle); std is the sample standard deviation.")]
+    per = {q: {d.potential: d for d in paired_differences(rows, q)} for q in QUANTITIES}
+    diff_rows = [(p, str(per["forward_barrier"][p].n),
+                  *(_pm(per[q][p].mean, per[q][p].stderr) if p in per[q] else "—" for q in QUANTITIES))
+                 for p in sorted(per["forward_barrier"])]
+    if len(per["forward_barrier"]) > 1:
+        pooled = {q: pooled_difference(rows, q) for q in QUANTITIES}
+        diff_rows.append(("all, pooled pairs", str(pooled["forward_barrier"].n_pairs),
+                          *(_pm(pooled[q].mean, pooled[q].stderr) for q in QUANTITIES)))
+        diff_rows.append((f"all, mean of {pooled['forward_barrier'].n_potentials} potential means", "—",
+                          *(_pm(pooled[q].mean_of_means, pooled[q].stderr_of_means) for q in QUANTITIES)))
+    diff_rows.append(("paper (CASTEP PBE+D)", "—", _num(PAPER_DIFFERENCE, signed=True), "—", "—"))
+    tables.append(Table(
+        "cPAN − bare, paired site by site", ("potential", "pairs", "Δ E_a forward (eV)",
+                                             "Δ E_a reverse (eV)", "Δ E_reaction (eV)"),
+        diff_rows, lead=[attribution(rows)],
+        note="Mean ± standard error over sites whose bare and cPAN paths both converged (same slab, "
+             "Ni and vacancy). Δ forward = Δ reverse + Δ reaction."))
+    pairs = site_pairs(rows)
+    tables.append(Table(
+        "Paired sites", ("potential", "site", "bare E_a (eV)", "cPAN E_a (eV)", "Δ forward (eV)",
+                         "Δ reverse (eV)", "Δ reaction (eV)"),
+        [(p.potential, str(p.site), _num(p.bare.forward_barrier), _num(p.cpan.forward_barrier),
+          *(_num(p.difference(q), signed=True) for q in QUANTITIES)) for p in pairs]))
+    paths = sorted({r.path for r in rows})
+    failed = [r for r in rows if not r.converged]
+    site_rows = []
+    for (_, potential, model, hop_kind, site), group in _site_groups(rows).items():
+        by_path = {r.path: r for r in group}
+        best = next((r for r in group if r.selected), None)
+        has_nin = best is not None and best.ni_n_start is not None
+        nin = f"{_num(best.ni_n_start)} → {_num(best.ni_n_end)}" if has_nin else "—"
+        site_rows.append((
+            potential, model, str(site), hop_kind or "—",
+            *(("n.c." if not by_path[p].converged else _num(by_path[p].forward_barrier))
+              if p in by_path else "—" for p in paths),
+            best.path if best else "none", *(_num(getattr(best, q) if best else None) for q in QUANTITIES),
+            _num(best.hop_depth if best else None), nin, _num(group[0].paper_barrier)))
+    tables.append(Table(
+        "Every site", ("potential", "model", "site", "hop", *(f"path {p} E_a" for p in paths), "selected",
+                       "E_a fwd (eV)", "E_a rev (eV)", "ΔE (eV)", "depth (Å)", "Ni–N start → end (Å)",
+                       "paper (eV)"),
+        site_rows, note="n.c.: not converged (reason below)." if failed else ""))
+    if failed:
+        tables.append(Table("Not converged", ("potential", "model", "site", "path", "reason"),
+                            [(r.potential_label, r.model, str(r.site), r.path, r.reason or "—")
+                             for r in failed]))
+    return [t for t in tables if t.rows]
+
+
+def headline(rows: list[BarrierRow]) -> str:
+    """One line: cPAN − bare per potential beside the paper's difference."""
+    diffs = paired_differences(rows)
+    parts = [f"{d.potential} {_pm(d.mean, d.stderr)} ({d.n} site{'s' if d.n != 1 else ''})" for d in diffs]
+    return (f"cPAN − bare (eV, paired by site): {'; '.join(parts) or 'no paired site'}; "
+            f"paper +{PAPER_DIFFERENCE:.2f} ({PAPER_BARRIERS['bare']:.2f} → {PAPER_BARRIERS['cpan']:.2f} eV, "
+            "CASTEP PBE+D).")
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(rows: list[BarrierRow]) -> str:
+    lines = ["# Ni migration barriers", "", headline(rows), ""]
+    for table in summary_tables(rows):
+        lines += [f"## {table.title}", ""]
+        for text in table.lead:
+            lines += [text, ""]
+        lines += ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+        lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in table.rows]
+        lines += ["", *([table.note, ""] if table.note else [])]
     return "\n".join(lines)
 
 
-def plot_comparison(table: BarrierTable, path: Path) -> Path:
-    """Bars per model and engine beside the paper's barrier for that model (bulk/bare: 2.83 eV)."""
-    engines = sorted({r.engine for r in table.rows})
-    models = [m for m in ("bulk", "bare", "cpan") if any(r.model == m for r in table.rows)]
-    paper = {r.model: r.paper_barrier for r in table.rows}
-    width = 0.8 / (len(engines) + 1)
-    labelled: set[str] = set()
-    with figure(5.0, 3.4) as (fig, ax):
-        for i, engine in enumerate([*engines, "paper"]):
-            for j, model in enumerate(models):
-                row = next((r for r in table.rows if r.model == model and r.engine == engine), None)
-                value = paper.get(model) if engine == "paper" else (row.forward_barrier if row else None)
-                if value is None:
-                    continue
-                bar = ax.bar(j + (i - len(engines) / 2) * width, value, width,
-                             color="0.65" if engine == "paper" else f"C{i}",
-                             label=None if engine in labelled else engine)
-                labelled.add(engine)
-                ax.bar_label(bar, fmt="%.2f", fontsize=8)
-        ax.set_xticks(range(len(models)), models)
-        ax.set_ylabel("Ni migration barrier (eV)")
-        ax.margins(y=0.15)
-        ax.legend(fontsize=9)
-        return save(fig, path)
+def _html(rows: list[BarrierRow], images: Iterable[Path]) -> str:
+    parts = [f"<p>{html.escape(headline(rows))}</p>"]
+    pictures = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,'
+                       f'{base64.b64encode(p.read_bytes()).decode()}">' for p in images)
+    parts.append(f"<div>{pictures}</div>")
+    for table in summary_tables(rows):
+        parts.append(f"<h2>{html.escape(table.title)}</h2>")
+        parts += [f"<p>{html.escape(text)}</p>" for text in table.lead]
+        parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header) + "</tr>"
+                     + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                               for row in table.rows) + "</table>")
+        if table.note:
+            parts.append(f"<p class='note'>{html.escape(table.note)}</p>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Ni migration barriers</title>"
+            "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
+            "td,th{padding:3px 8px;border:1px solid #ccc;text-align:right}"
+            "td:first-child,th:first-child{text-align:left}table{border-collapse:collapse}"
+            ".note{color:#555;font-size:90%}img{max-width:100%;margin:1em 0;display:block}</style>"
+            "</head><body><h1>Ni migration barriers</h1>" + "".join(parts)
+            + f"<p>{html.escape(PAPER_LINE)}.</p></body></html>\n")
+
+
+def _selected(barriers: list[StoredBarrier],
+              rows: list[BarrierRow]) -> list[tuple[StoredBarrier, BarrierRow]]:
+    by_uuid = {b.uuid: b for b in barriers}
+    return [(by_uuid[r.uuid], r) for r in rows if r.selected]
+
+
+def profile_entries(barriers: list[StoredBarrier], rows: list[BarrierRow]) -> list[ProfileEntry]:
+    """The selected path of every site that has the arrays for a profile."""
+    entries = []
+    for b, r in _selected(barriers, rows):
+        doc = b.doc
+        if not (doc.energies and doc.forces and doc.images) or len(doc.energies) < 3:
+            continue
+        nin = tuple(doc.ni_n_distances) if doc.model == "cpan" and doc.ni_n_distances else None
+        entries.append(ProfileEntry(r.potential_label, doc.model, doc.site, doc.path, profile(doc), nin))
+    return entries
+
+
+def write_structures(barriers: list[StoredBarrier], rows: list[BarrierRow], folder: Path) -> list[Path]:
+    """The relaxed end points of every selected path: {model}_{potential}_site{k}_{start,end}.cif."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for b, r in _selected(barriers, rows):
+        if b.doc.images:
+            for name, image in (("start", b.doc.images[0]), ("end", b.doc.images[-1])):
+                target = folder / f"{r.model}_{r.potential_label}_site{r.site}_{name}.cif"
+                image.to(filename=str(target))
+                written.append(target)
+    return written
 
 
 def write_report(store: JobStore, out: Path, **filters: Any) -> dict[str, Path]:
-    """Query, tabulate, plot and write the report folder; returns what was written."""
+    """Query, tabulate, plot and write the report folder; returns what was written.
+
+    ``filters``: model, engine, potential, study, since (see ``barrier_query``).
+    """
     barriers = load_barriers(store, **filters)
     if not barriers:
-        raise ValueError("the store holds no NEB results matching the query: run `ncmflow study` first")
+        given = ", ".join(f"{k}={v}" for k, v in sorted(filters.items()) if v)
+        raise ValueError(f"the store holds no NEB results{' matching ' + given if given else ''}: "
+                         "run `ncmflow study` first")
     out = Path(out)
-    (out / "structures").mkdir(parents=True, exist_ok=True)
-    table = comparison(barriers)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = barrier_rows(barriers)
     files = {"csv": out / "barriers.csv", "md": out / "barriers.md"}
-    files["csv"].write_text(table_csv(table))
-    files["md"].write_text(table_markdown(table))
-    profiles = {f"{b.doc.model} ({b.doc.engine})": profile(b.doc) for b in barriers
-                if b.doc.energies and b.doc.forces}
-    if profiles:
-        files["profiles"] = plot_profiles(profiles, out / "neb_profiles.png")
-    files["bars"] = plot_comparison(table, out / "barrier_comparison.png")
-    for b in barriers:
-        if b.doc.images:
-            for name, image in (("start", b.doc.images[0]), ("end", b.doc.images[-1])):
-                image.to(filename=str(out / "structures" / f"{b.doc.model}_{b.doc.engine}_{name}.cif"))
+    files["csv"].write_text(table_csv(rows))
+    files["md"].write_text(table_markdown(rows))
+    files["distribution"] = plot_distribution(rows, out / "barrier_distribution.png")
+    entries = profile_entries(barriers, rows)
+    if entries:
+        files["profiles"] = plot_site_profiles(entries, out / "neb_profiles.png")
+    if write_structures(barriers, rows, out / "structures"):
+        files["structures"] = out / "structures"
     files["html"] = out / "index.html"
-    files["html"].write_text(_html(table, [files[k] for k in ("profiles", "bars") if k in files]))
+    files["html"].write_text(_html(rows, [files[k] for k in ("distribution", "profiles") if k in files]))
     return files
-
-
-def _html(table: BarrierTable, images: list[Path]) -> str:
-    rows = "".join("<tr>" + "".join(f"<td>{_fmt(getattr(r, c))}</td>" for c in COLUMNS) + "</tr>"
-                   for r in table.rows)
-    pictures = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,'
-                       f'{base64.b64encode(p.read_bytes()).decode()}">' for p in images)
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>Ni migration barriers</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border:1px solid #ccc}"
-            "table{border-collapse:collapse}img{max-width:48%;margin:1em 1%}</style></head><body>"
-            "<h1>Ni migration barriers</h1><table><tr>"
-            + "".join(f"<th>{c}</th>" for c in COLUMNS) + f"</tr>{rows}</table>"
-            f"<p>Paper (CASTEP PBE+D): bare 2.83 eV, cPAN 3.36 eV, difference +{PAPER_DIFFERENCE} eV.</p>"
-            f"{pictures}</body></html>\n")

@@ -126,19 +126,28 @@ def profile_from_vasp_neb(folder: str | Path) -> BarrierProfile:
     return profile_from_images(images)
 
 
-def plot_profiles(profiles: dict[str, BarrierProfile], path: str | Path) -> Path:
-    """Overlay barrier profiles (e.g. bare vs cPAN-coated) and annotate each forward barrier."""
-    with figure() as (fig, ax):
-        for i, (label, prof) in enumerate(profiles.items()):
-            color = f"C{i}"
-            ax.plot(prof.spline_x, prof.spline_y, color=color,
-                    label=f"{label} ($E_a$ = {prof.forward_barrier:.2f} eV)")
-            ax.plot(prof.path_coords, prof.energies, "o", color=color, markersize=5,
-                    markeredgecolor="k", markeredgewidth=0.5)
+def draw_profiles(ax, profiles: dict[str, BarrierProfile], colors: dict[str, str] | None = None,
+                  linestyles: dict[str, str] | None = None, annotate: bool = True,
+                  labelled: bool = True) -> None:
+    """Draw each splined profile and its images on ``ax``; ``annotate`` writes the forward barrier
+    at the saddle, ``labelled`` gives every line a legend label (off for figures with a proxy legend)."""
+    for i, (label, prof) in enumerate(profiles.items()):
+        color = (colors or {}).get(label, f"C{i}")
+        ax.plot(prof.spline_x, prof.spline_y, color=color, linestyle=(linestyles or {}).get(label, "-"),
+                label=f"{label} ($E_a$ = {prof.forward_barrier:.2f} eV)" if labelled else "_nolegend_")
+        ax.plot(prof.path_coords, prof.energies, "o", color=color, markersize=5,
+                markeredgecolor="k", markeredgewidth=0.5)
+        if annotate:
             ax.annotate(f"{prof.forward_barrier:.2f} eV", (prof.saddle_x, prof.forward_barrier),
                         xytext=(0, 6), textcoords="offset points", ha="center", va="bottom",
                         color=color, fontsize=9)
-        ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0)
+    ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0)
+
+
+def plot_profiles(profiles: dict[str, BarrierProfile], path: str | Path) -> Path:
+    """Overlay barrier profiles (e.g. bare vs cPAN-coated) and annotate each forward barrier."""
+    with figure() as (fig, ax):
+        draw_profiles(ax, profiles)
         ax.set_xlabel("Reaction coordinate (Å)")
         ax.set_ylabel("Energy relative to initial state (eV)")
         ax.margins(y=0.15)

@@ -66,6 +66,8 @@ def list_records(store: JobStore, kind: str | None = None, model: str | None = N
             continue
         meta = doc.get("metadata") or {}
         records.append({"uuid": doc["uuid"], "kind": rec_kind, "model": meta.get("model"),
+                        "site": meta.get("site"), "potential": meta.get("potential"),
+                        "path": meta.get("path"),
                         "engine": meta.get("engine"), "stage": meta.get("stage"), "study": meta.get("study"),
                         "result": _result(doc), "completed_at": doc.get("completed_at", "")})
     return records

@@ -1,7 +1,10 @@
 """The embedded engine: a universal ML potential plus the paper's D3, as one ASE calculator.
 
-The potentials are trained on PBE(+U) data without dispersion, so D3 from ``dftd3`` is summed
-in exactly as a PBE-D3 code would add it. Heavy imports (torch, chgnet, dftd3) happen inside
+Every potential in :data:`POTENTIALS` ships its weights inside its wheel (chgnet, sevenn), so
+nothing is downloaded at run time; a model whose weights are not installed fails at once. The
+potentials are trained without dispersion, so D3(BJ) from ``dftd3`` is summed in exactly as a
+DFT-D3 code would add it, with the parameters of the functional each one was trained on (PBE,
+or r2SCAN for CHGNet's r2SCAN model). Heavy imports (torch, chgnet, sevenn, dftd3) happen inside
 the functions so importing ncmflow stays fast; torch's thread settings are left alone.
 """
 
@@ -10,8 +13,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from functools import lru_cache
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Structure
@@ -27,52 +34,151 @@ from ncmflow.inputs.settings import (
 if TYPE_CHECKING:
     from ase.calculators.calculator import Calculator
 
-MODELS = ("chgnet", "sevennet")
-SEVENNET_MODEL = "7net-0"
 _D3_DAMPING = {"d3bj": "d3bj", "d3zero": "d3zero"}  # dftd3.ase names
 
 
-@lru_cache(maxsize=1)
-def _chgnet_model() -> Any:
-    """Load CHGNet once per process (≈2 s); calculators share the weights."""
+@dataclass(frozen=True)
+class Potential:
+    """One offline ML potential: how to build its calculator and which D3 belongs to it."""
+
+    loader: Callable[[], Calculator]  # a fresh calculator around the process-wide weights
+    d3_method: str  # dftd3 functional: the one the training data were computed with
+    description: str
+
+
+@lru_cache(maxsize=8)  # one entry per model name
+def _chgnet_model(model_name: str) -> Any:
+    """Load one CHGNet model once per process (≈2 s); calculators share the weights."""
     from chgnet.model import CHGNet
 
-    return CHGNet.load(verbose=False, use_device="cpu")
+    with contextlib.redirect_stdout(io.StringIO()):  # "CHGNet v0.3.0 initialized with …"
+        return CHGNet.load(model_name=model_name, verbose=False, use_device="cpu")
 
 
-def _potential(model: str) -> Calculator:
-    if model == "chgnet":
-        from chgnet.model.dynamics import CHGNetCalculator
+def _chgnet(model_name: str) -> Calculator:
+    from chgnet.model.dynamics import CHGNetCalculator
 
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints "CHGNet will run on cpu"
-            return CHGNetCalculator(_chgnet_model(), use_device="cpu")
-    if model == "sevennet":
-        try:
-            from sevenn.calculator import SevenNetCalculator
-        except ImportError:
-            raise ImportError("model 'sevennet' needs the sevenn package: pip install sevenn") from None
-        return SevenNetCalculator(SEVENNET_MODEL, device="cpu")
-    raise ValueError(f"unknown ML model {model!r}; choose one of {', '.join(MODELS)}")
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "CHGNet will run on cpu"
+        return CHGNetCalculator(_chgnet_model(model_name), use_device="cpu")
 
 
-def dispersion_calculator(settings: DftSettings = PAPER) -> Calculator | None:
-    """The D3 term alone (None for ``dispersion="none"``), same parameters as the DFT engines."""
+def _sevenn_key(name: str) -> str:
+    """'7net-mf-0' → 'mf_0', the ``SEVENNET_MF_0`` constant of ``sevenn._const``, lower case."""
+    return name.lower().removeprefix("sevennet-").removeprefix("7net-").replace("-", "_")
+
+
+def sevennet_checkpoint(name: str) -> Path:
+    """The checkpoint of sevenn's pretrained ``name`` inside the installed wheel.
+
+    Resolved from ``sevenn._const`` without ``sevenn.util.pretrained_name_to_path``, which
+    downloads missing weights (and leaves an empty folder in site-packages when it cannot).
+    A model sevenn does not ship fails here, before anything touches the disk or the network.
+    """
+    try:
+        from sevenn import _const
+    except ImportError:
+        raise ImportError(
+            f"SevenNet model {name!r} needs the sevenn package: pip install sevenn"
+        ) from None
+    checkpoints = {
+        key.lower().removeprefix("sevennet_"): Path(value)
+        for key, value in vars(_const).items()
+        if key.startswith("SEVENNET_") and isinstance(value, str) and value.endswith(".pth")
+    }
+    checkpoints.setdefault("0", checkpoints.get("0_11jul2024"))  # sevenn's alias for 7net-0
+    path = checkpoints.get(_sevenn_key(name))
+    if path is None or not path.is_file():
+        from sevenn.util import get_available_pretrained_models
+
+        shipped = [n for n in get_available_pretrained_models()
+                   if (p := checkpoints.get(_sevenn_key(n))) is not None and p.is_file()]
+        raise RuntimeError(
+            f"SevenNet model {name!r} has no weights in the installed sevenn wheel and ncmflow "
+            f"never downloads at run time; offline sevenn checkpoints: {', '.join(shipped)} "
+            f"(ncmflow potentials: {', '.join(MODELS)})"
+        )
+    return path
+
+
+@lru_cache(maxsize=8)  # one entry per model name
+def _sevennet_model(name: str) -> Any:
+    """Build one SevenNet model once per process; calculators share it."""
+    from sevenn.checkpoint import SevenNetCheckpoint
+
+    return SevenNetCheckpoint(str(sevennet_checkpoint(name))).build_model()
+
+
+def _sevennet(name: str, modal: str | None = None) -> Calculator:
+    model = _sevennet_model(name)  # fails fast, before sevenn's downloader could run
+    from sevenn.calculator import SevenNetCalculator
+
+    with warnings.catch_warnings():  # "No tensor product accelerator is enabled" (CUDA only)
+        warnings.filterwarnings("ignore", message="No tensor product accelerator")
+        return SevenNetCalculator(model, file_type="model_instance", device="cpu", modal=modal)
+
+
+POTENTIALS: MappingProxyType[str, Potential] = MappingProxyType({
+    "chgnet": Potential(
+        partial(_chgnet, "0.3.0"), "pbe",
+        "CHGNet 0.3.0 (MPtrj, PBE/PBE+U with MP2020 corrections) + D3(BJ)-PBE",
+    ),
+    "chgnet-r2scan": Potential(
+        partial(_chgnet, "r2scan"), "r2scan",
+        "CHGNet r2SCAN (transfer-learned on MP r2SCAN) + D3(BJ)-r2SCAN",
+    ),
+    "sevennet": Potential(
+        partial(_sevennet, "7net-0"), "pbe", "SevenNet-0 11Jul2024 (MPtrj, PBE/PBE+U) + D3(BJ)-PBE",
+    ),
+    "sevennet-mf": Potential(
+        partial(_sevennet, "7net-mf-0", "PBE"), "pbe",
+        "SevenNet-MF-0, PBE head (MPtrj + MP r2SCAN) + D3(BJ)-PBE",
+    ),
+    "sevennet-l3i5": Potential(
+        partial(_sevennet, "7net-l3i5"), "pbe",
+        "SevenNet-l3i5 (MPtrj, PBE/PBE+U; l_max 3, 5 layers) + D3(BJ)-PBE",
+    ),
+})
+MODELS: tuple[str, ...] = tuple(POTENTIALS)
+
+
+def potential(model: str) -> Potential:
+    """The registered potential ``model``; an unknown name lists the choices."""
+    try:
+        return POTENTIALS[model]
+    except KeyError:
+        raise ValueError(
+            f"unknown ML model {model!r}; choose one of {', '.join(MODELS)} (all ship offline)"
+        ) from None
+
+
+def dispersion_calculator(settings: DftSettings = PAPER, method: str | None = None) -> Calculator | None:
+    """The D3 term alone (None for ``dispersion="none"``) for functional ``method``.
+
+    ``method`` defaults to ``settings.xc`` (PBE), the parameters the DFT engines use.
+    """
     if settings.dispersion == "none":
         return None
     from dftd3.ase import DFTD3
 
-    return DFTD3(method=settings.xc, damping=_D3_DAMPING[settings.dispersion])
+    return DFTD3(method=method or settings.xc, damping=_D3_DAMPING[settings.dispersion])
 
 
 def ml_calculator(settings: DftSettings = PAPER, model: str | None = None) -> Calculator:
-    """ML potential (``settings.ml_model`` unless ``model`` is given) + D3, as in PBE-D3."""
-    potential = _potential(model or settings.ml_model)
-    d3 = dispersion_calculator(settings)
+    """ML potential (``settings.ml_model`` unless ``model`` is given) + its own D3."""
+    name = model or settings.ml_model
+    chosen = potential(name)
+    try:
+        ml = chosen.loader()
+    except ImportError as err:
+        raise ImportError(f"ML model {name!r}: {err}") from None
+    except (RuntimeError, FileNotFoundError) as err:  # weights missing from the wheel
+        raise RuntimeError(f"ML model {name!r}: {err}") from None
+    d3 = dispersion_calculator(settings, chosen.d3_method)
     if d3 is None:
-        return potential
+        return ml
     from ase.calculators.mixing import SumCalculator
 
-    return SumCalculator([potential, d3])
+    return SumCalculator([ml, d3])
 
 
 def run_settings(
@@ -80,10 +186,12 @@ def run_settings(
 ) -> dict[str, Any]:
     """What the workflows layer needs to run ``job`` with the ML engine (JSON-ready)."""
     relax_cell = job == "relax" and relaxes_cell(structure, bulk)
+    chosen = potential(settings.ml_model)
     return {
         "job": job,
         "calculator": settings.ml_model,
         "dispersion": settings.dispersion,
+        "d3_method": None if settings.dispersion == "none" else chosen.d3_method,
         "optimizer": settings.optimizer,
         "fmax": settings.fmax,
         "relax_cell": relax_cell,

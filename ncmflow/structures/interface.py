@@ -75,7 +75,8 @@ def interface(
     pointing at the Ni (leaning up to 30° off that axis only if nothing fits otherwise); of the
     spins about the axis that fit, the one with the largest clearance to the slab wins. The
     slab grows in-plane (shorter axis first) until no other cPAN atom is within 1.8 Å of the
-    slab and the molecule is ≥ 3 Å from its periodic image. ``keep_clear`` (Cartesian points,
+    slab and the molecule is ≥ 3 Å from its periodic image (``max_grow=0``: never grow, raise if
+    it does not fit). ``keep_clear`` (Cartesian points,
     e.g. the vacancy a Ni will hop into) must stay ≥ 2.0 Å from every cPAN atom.
     """
     kinds = molecule.properties.get("n_sites", {})
@@ -90,7 +91,7 @@ def interface(
         ni = [i for i, sp in enumerate(slab.species) if sp.symbol == "Ni"]
         ni_index = max(ni, key=lambda i: (round(slab.cart_coords[i, 2], 2), -i))
     na = nb = 1
-    for _ in range(2 * max_grow):
+    for _ in range(max(1, 2 * max_grow)):  # max_grow=0: the slab's own cell or nothing
         host = grow(slab, na, nb)
         avoid = host.lattice.get_fractional_coords(np.array(keep_clear or [], dtype=float).reshape(-1, 3))
         placed = _place(host, molecule, n_index, ni_index * na * nb, avoid)

@@ -1,58 +1,51 @@
-"""End points of the Ni hop: TM-layer octahedral site → adjacent Li-layer vacancy.
+"""End points of the Ni hop: TM-layer octahedral site → Li-layer octahedral vacancy.
 
-The three models share one convention: the hopping Ni is the lowest-index Ni with a vacant
-Li-layer octahedral site 2.5–3.5 Å away (the shared tetrahedral face lies between them);
-on slabs it is a top-layer Ni and the target is the deepest such vacancy (subsurface when
-the Li ordering leaves one in reach, otherwise the Li-layer site of the surface plane; the
-target's depth is recorded as ``hop_depth``).
+Three models: ``bulk`` (Li0.5NiO2), ``bare`` (its (104) slab) and ``cpan`` (the same slab with
+a cPAN oligomer bound by its ring N to the hopping Ni). Each has several hop sites
+(:mod:`ncmflow.structures.sites`): site ``k`` of ``bare`` and of ``cpan`` is the same slab, the
+same Ni, the same vacancy (and the same Li move) in the same cell — the bare model *is* the
+cPAN model with the molecule taken away, so the cPAN is the only difference between them.
+
+Slab hops are ``subsurface`` (default: the Ni leaves the TM layer for the Li layer below the
+surface plane, inwards — the mechanism the paper's coating is said to suppress) or
+``in-plane`` (into the Li-layer site of the surface plane itself; the project's first model).
 Start and end have identical atom ordering, so they are NEB-ready.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 from pymatgen.core import Structure
 
 from ncmflow.structures.bulk import li05nio2
 from ncmflow.structures.cpan import cpan
-from ncmflow.structures.interface import interface
+from ncmflow.structures.interface import cpan_sites, interface
+from ncmflow.structures.sites import (
+    HOP_KINDS,
+    HOP_RANGE,
+    bulk_candidates,
+    distinct,
+    hop,
+    label,
+    round_robin,
+    slab_candidates,
+    vacancies,
+)
 from ncmflow.structures.slab import slab
 
 MODELS = ("bulk", "bare", "cpan")
-HOP_RANGE = (2.5, 3.5)  # Å, TM site to a neighbouring Li-layer octahedral site
+ORDERINGS = 2  # Li0.5NiO2 vacancy orderings sampled: the lowest and the next-lowest Ewald energy
 FREE_RADIUS = 3.0  # Å around the bound N within which cPAN atoms relax in the migration model
-SURFACE_LAYER = 1.0  # Å, how far below the topmost Ni a Ni still counts as surface
+
+__all__ = ["FREE_RADIUS", "HOP_KINDS", "HOP_RANGE", "MODELS", "ORDERINGS", "hop_sites", "ni_hop_endpoints"]
 
 
-def _depth(structure: Structure, frac: np.ndarray) -> float:
-    return float(structure.lattice.get_cartesian_coords(frac)[2])
-
-
-def _vacancies_near(structure: Structure, index: int) -> list[tuple[float, np.ndarray]]:
-    """(distance, fractional position) of Li vacancies within hopping range of a site."""
-    vac = np.array(structure.properties.get("li_vacancies", []), dtype=float).reshape(-1, 3)
-    if not len(vac):
-        return []
-    d = structure.lattice.get_all_distances(structure.frac_coords[index], vac)[0]
-    return [(float(x), f) for x, f in zip(d, vac, strict=True) if HOP_RANGE[0] <= x <= HOP_RANGE[1]]
-
-
-def hop(structure: Structure, ni_index: int, surface: bool) -> tuple[Structure, Structure]:
-    """Move Ni ``ni_index`` into its chosen neighbouring vacancy; return (start, end)."""
-    options = _vacancies_near(structure, ni_index)
-    if not options:
-        raise ValueError(f"site {ni_index} has no Li vacancy within {HOP_RANGE} Å")
-    dist, target = min(options, key=lambda o: (_depth(structure, o[1]) if surface else 0, o[0]))
-    end = structure.copy()
-    end.replace(ni_index, "Ni", coords=target, properties=end[ni_index].properties)
-    vacancies = [f for f in structure.properties["li_vacancies"] if not np.allclose(f, target)]
-    vacancies.append(structure.frac_coords[ni_index].tolist())
-    depth = float(structure.cart_coords[ni_index, 2] - _depth(structure, target))
-    info = {"moved_index": ni_index, "hop_distance": dist, "hop_depth": depth}
-    start = structure.copy()
-    start.properties = {**structure.properties, **info, "endpoint": "start"}
-    end.properties = {**structure.properties, **info, "endpoint": "end", "li_vacancies": vacancies}
-    return start, end
+@lru_cache(maxsize=8)
+def _bulk_sites(orderings: int) -> tuple[tuple[Structure, Structure], ...]:
+    per = [distinct(bulk_candidates(li05nio2(rank=r), r)) for r in range(orderings)]
+    return tuple((s, e) for _, s, e in round_robin(per))
 
 
 def _hold_remote_cpan(structure: Structure, free_radius: float | None) -> Structure:
@@ -60,59 +53,129 @@ def _hold_remote_cpan(structure: Structure, free_radius: float | None) -> Struct
     if free_radius is None:
         return structure
     n_index = structure.properties["n_index"]
-    first_molecule_site = len(structure) - len(structure.properties["cpan_species"])
     flags = [list(f) for f in structure.site_properties["selective_dynamics"]]
-    for i in range(first_molecule_site, len(structure)):
-        flags[i] = [structure.get_distance(i, n_index) <= free_radius] * 3
+    for i in cpan_sites(structure):
+        flags[i] = [bool(structure.get_distance(i, n_index) <= free_radius)] * 3
     out = structure.copy(site_properties={"selective_dynamics": flags})
     out.properties = {**structure.properties, "cpan_free_radius": free_radius}
     return out
 
 
-def _surface_ni(structure: Structure) -> int:
-    """The top-layer, movable Ni whose reachable vacancy lies deepest (subsurface if any)."""
-    z = structure.cart_coords[:, 2]
-    movable = structure.site_properties.get("selective_dynamics", [[True]] * len(structure))
-    ni = [i for i, sp in enumerate(structure.species) if sp.symbol == "Ni" and movable[i][0]]
-    top = max(z[i] for i in ni)
-    ranked = [
-        (min(_depth(structure, f) for _, f in near), i)
-        for i in ni
-        if z[i] > top - SURFACE_LAYER and (near := _vacancies_near(structure, i))
-    ]
-    if not ranked:
-        raise ValueError("no surface Ni has a Li vacancy in hopping range")
-    return min(ranked, key=lambda t: (round(t[0], 2), t[1]))[1]
+def _bind(start: Structure, end: Structure, n_units: int, degree: float, seed: int,
+          free_radius: float | None) -> tuple[Structure, ...] | None:
+    """(cpan start, cpan end, bare start, bare end) of one slab site in one cell, or None when
+    the oligomer does not fit the slab's own cell (a larger cell would change the coverage)."""
+    ni = start.properties["moved_index"]
+    target = end.cart_coords[ni]
+    try:
+        bound = interface(start, cpan(n_units, degree, seed), ni_index=ni, keep_clear=[target], max_grow=0)
+    except ValueError:
+        return None
+    shift = bound.cart_coords[ni] - start.cart_coords[ni]
+    vac = vacancies(bound)
+    d = bound.lattice.get_all_distances(bound.lattice.get_fractional_coords(target + shift), vac)[0]
+    p = start.properties
+    move = p.get("li_move")
+    if move:  # into the interface's cell (taller, shifted)
+        move = {**move, **{k: bound.lattice.get_fractional_coords(
+            start.lattice.get_cartesian_coords(move[k]) + shift).tolist() for k in ("from", "to")}}
+    target_frac = vac[int(np.argmin(d))]
+    info = {"hop_kind": p["hop_kind"], "hop_depth": p["hop_depth"], "ordering_rank": p["ordering_rank"],
+            "li_move": move, "site_label": label(p["ordering_rank"], ni, target_frac, p["hop_depth"], move)}
+    c_start, c_end = hop(_hold_remote_cpan(bound, free_radius), ni, target_frac, info)
+    molecule = set(cpan_sites(bound))
+    bare = []
+    for s in (c_start, c_end):
+        b = Structure.from_sites([s[i] for i in range(len(s)) if i not in molecule])
+        b.properties = {key: v for key, v in s.properties.items()
+                        if not key.startswith("cpan") and key not in ("n_index", "n_kind", "ni_n_distance")}
+        b.properties["model"] = start.properties.get("model")
+        bare.append(b)
+    return c_start, c_end, *bare
+
+
+@lru_cache(maxsize=8)
+def _slab_candidates(kind: str, layers: int, rank: int) -> tuple:
+    return tuple(distinct(slab_candidates(slab(li05nio2(rank=rank), "104", layers=layers), kind, rank)))
+
+
+@lru_cache(maxsize=256)
+def _bound(kind: str, layers: int, rank: int, index: int,
+           cpan_options: tuple) -> tuple[Structure, ...] | None:
+    _, start, end = _slab_candidates(kind, layers, rank)[index]
+    return _bind(start, end, *cpan_options)
+
+
+def _paired_sites(kind: str, layers: int, cpan_options: tuple, orderings: int,
+                  limit: int | None = None) -> list[tuple[Structure, ...]]:
+    """Slab sites where the cPAN binds the hopping Ni in the slab's own cell, round-robin over
+    the Li orderings (first ``limit`` only: binding costs ~1 s a site); site k of the bare and
+    of the cPAN model is the same hop."""
+    pointers = [0] * orderings
+    sites: list[tuple[Structure, ...]] = []
+    while limit is None or len(sites) < limit:
+        found = False
+        for rank in range(orderings):
+            candidates = _slab_candidates(kind, layers, rank)
+            while pointers[rank] < len(candidates):
+                pointers[rank] += 1
+                pair = _bound(kind, layers, rank, pointers[rank] - 1, cpan_options)
+                if pair is not None:
+                    sites.append(pair)
+                    found = True
+                    break
+            if limit is not None and len(sites) >= limit:
+                break
+        if not found:
+            break
+    return sites
+
+
+def hop_sites(model: str = "bulk", hop_kind: str = "subsurface", layers: int = 4, n_units: int = 3,
+              degree: float = 0.67, seed: int = 0, free_radius: float | None = FREE_RADIUS,
+              orderings: int = ORDERINGS) -> int:
+    """How many symmetry-distinct hop sites the model has (over the sampled Li orderings).
+
+    Slab sites count only where the cPAN oligomer binds the hopping Ni in the slab's own cell,
+    for the bare model too: its sites are the cPAN model's, molecule removed.
+    """
+    _check(model, hop_kind)
+    if model == "bulk":
+        return len(_bulk_sites(orderings))
+    return len(_paired_sites(hop_kind, layers, (n_units, degree, seed, free_radius), orderings))
+
+
+def _check(model: str, hop_kind: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"unknown migration model {model!r}: choose one of {', '.join(MODELS)}")
+    if hop_kind not in HOP_KINDS:
+        raise ValueError(f"unknown hop kind {hop_kind!r}: choose one of {', '.join(HOP_KINDS)}")
 
 
 def ni_hop_endpoints(
-    model: str = "bulk", layers: int = 4, n_units: int = 3, degree: float = 0.67, seed: int = 0,
-    free_radius: float | None = FREE_RADIUS,
+    model: str = "bulk", hop_kind: str = "subsurface", site: int = 0, layers: int = 4, n_units: int = 3,
+    degree: float = 0.67, seed: int = 0, free_radius: float | None = FREE_RADIUS,
+    orderings: int = ORDERINGS,
 ) -> tuple[Structure, Structure]:
-    """Start/end structures of the Ni hop for the ``bulk``, ``bare`` or ``cpan`` model.
+    """Start/end structures of hop site ``site`` of the ``bulk``, ``bare`` or ``cpan`` model.
 
-    The default cPAN (3 units, one pyridinic ring + imine + one nitrile, index 0.67) is the
-    largest that fits the bare model's (104) cell; cPAN-260's 0.80 (5 units) needs a cell twice
-    as wide, i.e. twice the cost of every force call. cPAN atoms farther than ``free_radius``
-    from the bound N are held (None frees them all): a free oligomer keeps rearranging for
-    hundreds of optimizer steps (and with CHGNet even transfers H to the surface), which is
-    noise on the Ni-hop barrier this model is for.
+    ``hop_kind`` applies to the slab models (bulk hops have no surface to go in from). The
+    default cPAN (3 units, one pyridinic ring + imine + one nitrile, index 0.67) is the largest
+    that fits the bare model's (104) cell; cPAN-260's 0.80 (5 units) needs a cell twice as
+    wide, i.e. twice the cost of every force call. cPAN atoms farther than ``free_radius`` from
+    the bound N are held (None frees them all): a free oligomer keeps rearranging for hundreds
+    of optimizer steps, which is noise on the Ni-hop barrier this model is for.
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown migration model {model!r}: choose one of {', '.join(MODELS)}")
-    bulk = li05nio2()
-    if model == "bulk":
-        ni = next(i for i, sp in enumerate(bulk.species) if sp.symbol == "Ni" and _vacancies_near(bulk, i))
-        start, end = hop(bulk, ni, surface=False)
-    else:
-        surface = slab(bulk, "104", layers=layers)
-        ni = _surface_ni(surface)
-        if model == "cpan":
-            target = hop(surface, ni, surface=True)[1][ni].coords  # where the Ni will go
-            bound = interface(surface, cpan(n_units, degree, seed), ni_index=ni, keep_clear=[target])
-            surface = _hold_remote_cpan(bound, free_radius)
-            ni = surface.properties["ni_index"]
-        start, end = hop(surface, ni, surface=True)
+    _check(model, hop_kind)
+    options = (n_units, degree, seed, free_radius)
+    sites = _bulk_sites(orderings) if model == "bulk" else _paired_sites(hop_kind, layers, options, orderings,
+                                                                          site + 1)
+    if not 0 <= site < len(sites):
+        count = hop_sites(model, hop_kind, layers, n_units, degree, seed, free_radius, orderings)
+        raise ValueError(f"the {model} model has {count} distinct {hop_kind if model != 'bulk' else 'bulk'} "
+                         f"hop sites: site {site} does not exist")
+    pair = sites[site]
+    start, end = (s.copy() for s in (pair[:2] if model in ("bulk", "cpan") else pair[2:]))
     for s in (start, end):
-        s.properties["migration_model"] = model
+        s.properties.update(migration_model=model, site=site)
     return start, end

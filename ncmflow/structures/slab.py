@@ -14,7 +14,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.surface import SlabGenerator
 
-from ncmflow.structures.bulk import C_EXP, Z_O, ewald_energy, formal_charges, linio2
+from ncmflow.structures.bulk import C_EXP, Z_O, ewald_matrix, formal_charges, linio2
 
 VACANCY = "vacancy"
 DOPANTS = ("Mn", "Co")
@@ -127,11 +127,15 @@ def _cut(bulk: Structure, hkl: tuple[int, int, int], layers: int, vacuum: float,
         cut = Structure.from_sites([cut[i] for i in np.flatnonzero(layer >= layer.max() - layers + 1)])
         mult = [_commensurate(cut.lattice.matrix[i], bulk.lattice) * in_plane[i] for i in range(2)]
         cut.make_supercell([mult[0], mult[1], 1])
+        phi, where = None, {tuple(np.round(f, 6)): i for i, f in enumerate(cut.frac_coords)}
         for anchor in range(n_full):
             trial = _decorate(cut, bulk, anchor)
             if trial is None or trial.composition.reduced_composition != target:
                 continue
-            key = (round(abs(_dipole(trial)), 3), round(ewald_energy(trial), 6))
+            phi = ewald_matrix(cut) if phi is None else phi  # one Ewald sum per cut, not per registry
+            q = np.zeros(len(cut))
+            q[[where[tuple(np.round(f, 6))] for f in trial.frac_coords]] = formal_charges(trial)
+            key = (round(abs(_dipole(trial)), 3), round(float(q @ phi @ q), 6))
             if best is None or key < best[0]:
                 best = (key, trial)
     if best is None:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
-from jobflow import Flow, Maker, job
+from jobflow import Flow, Job, Maker, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ncmflow.workflows import progress
-from ncmflow.workflows.documents import BarrierDoc
+from ncmflow.workflows.documents import BarrierDoc, ni_n_distances
 
 CHECKPOINT = "neb_checkpoint.extxyz"
 EXPLODED = 0.7  # Å: closer than any bond, an end point relaxation went wrong
@@ -84,15 +84,23 @@ class CiNebMaker(Maker):
     engine_options: dict = field(default_factory=dict)
 
     @job(data=["images", "initial_images", "forces"], output_schema=BarrierDoc)
-    def make(self, images: list[Structure], model: str) -> BarrierDoc:
-        """Run the NEB; a NEB that stops early is stored as unconverged with the reason."""
+    def make(self, images: list[Structure], model: str, info: dict | None = None) -> BarrierDoc:
+        """Run the NEB; a NEB that stops early is stored as unconverged with the reason.
+
+        ``info`` carries the site's identity into the document (site, hop kind, potential, path,
+        the hopping Ni and the bound N: see ``BarrierDoc``).
+        """
         from ncmflow.workflows.engines import get_engine
 
         engine = get_engine(self.engine)
         idx, hop = _hopping_distance(images[0], images[-1])
+        info = {"potential": self.engine_options.get("ml_model"),
+                "path_method": f"{self.interpolation}, {len(images) - 2} images, {self.tangent}, "
+                               f"{self.optimizer}",
+                **(info or {})}
         common = {"model": model, "engine": self.engine, "fmax": self.fmax, "hop_distance": hop,
                   "optimizer": self.optimizer, "tangent": self.tangent,
-                  "interpolation": self.interpolation, "initial_images": images}
+                  "interpolation": self.interpolation, "initial_images": images, **info}
         reason = _broken_end_point(images[0], images[-1], idx, hop)
         if reason:
             return BarrierDoc(images=images, state="failed", converged=False, reason=reason, **common)
@@ -103,7 +111,7 @@ class CiNebMaker(Maker):
             frame.calc = counters[-1]
         for frame in (frames[0], frames[-1]):
             frame.get_forces()
-        result = self._optimize(frames, model)
+        result = self._optimize(frames, progress.row_label(model, info.get("site"), info.get("potential")))
         energies = [float(f.get_potential_energy()) for f in frames]
         forces = [f.get_forces(apply_constraint=True) for f in frames]
         max_forces = [float(np.linalg.norm(f, axis=1).max()) for f in forces]
@@ -115,6 +123,7 @@ class CiNebMaker(Maker):
         adaptor = AseAtomsAdaptor()
         final = [adaptor.get_structure(f) for f in frames]
         return BarrierDoc(
+            ni_n_distances=ni_n_distances(final, info),
             images=final, image_indices=list(range(len(final))), energies=energies,
             state="successful" if converged else "failed", neb_method="climbing_image",
             forward_barrier=energies[saddle] - energies[0],
@@ -122,7 +131,8 @@ class CiNebMaker(Maker):
             reaction_energy=energies[-1] - energies[0], saddle_index=saddle,
             forces=[f.tolist() for f in forces], max_forces=max_forces, converged=converged,
             reason=reason, force_calls=sum(c.calls for c in counters[1:-1]), steps=steps,
-            wall_time=wall, dir_name=str(Path.cwd()), resumed=resumed, **common,
+            wall_time=wall, dir_name=str(Path.cwd()), resumed=resumed,
+            **common,
         )
 
     def _frames(self, images: list[Structure]) -> tuple[list[Any], bool]:
@@ -171,24 +181,49 @@ class CiNebMaker(Maker):
 
 @dataclass
 class BarrierFlowMaker(Maker):
-    """Relax both end points at fixed cell, interpolate, and run the engine's NEB maker."""
+    """Relax both end points at fixed cell, interpolate, and run the engine's NEB maker.
+
+    ``confirm_maker`` (optional) runs an independent second path on the same relaxed end points
+    (a denser band of ``confirm_images``, another optimizer): a NEB converges to *a* saddle, and
+    the report keeps the lowest converged one of the two, saying which path found it.
+    """
 
     name: str = "ni-hop barrier"
     relax_maker: Maker | None = None
     neb_maker: Maker | None = None
     n_images: int = 5
     interpolation: str = "idpp"
+    confirm_maker: Maker | None = None
+    confirm_images: int = 5
 
-    def make(self, start: Structure, end: Structure, model: str) -> Flow:
-        relax = [self.relax_maker.make(s) for s in (start, end)]
-        for r, which in zip(relax, ("start", "end"), strict=True):
-            r.name = f"{model} relax {which}"
-            r.update_metadata({"model": model, "stage": f"relax {which}"})
-        images = interpolate_images(relax[0].output.structure, relax[1].output.structure,
-                                    self.n_images, self.interpolation)
-        images.name = f"{model} interpolate"
-        images.update_metadata({"model": model, "stage": "interpolate"})
-        neb = self.neb_maker.make(images.output, model)
-        neb.name = f"{model} ci-neb"
-        neb.update_metadata({"model": model, "stage": "neb"})
-        return Flow([*relax, images, neb], output=neb.output, name=f"{model} barrier")
+    def relax(self, structure: Structure, label: str, meta: dict) -> Job:
+        r = self.relax_maker.make(structure)
+        r.name = label
+        r.update_metadata(meta)
+        return r
+
+    def make(self, start: Structure, end: Structure, model: str, info: dict | None = None,
+             relaxed: tuple[Job, Job] | None = None) -> Flow:
+        """The site's barrier flow; ``relaxed`` reuses end-point relaxations owned elsewhere
+        (several sites sharing one start), otherwise they are part of this flow."""
+        info = dict(info or {})
+        tag = progress.row_label(model, info.get("site", 0), info.get("potential"))
+        meta = {"model": model, "site": info.get("site", 0), "potential": info.get("potential")}
+        own = [] if relaxed else [self.relax(s, f"{tag} relax {w}", {**meta, "stage": f"relax {w}"})
+                                  for s, w in ((start, "start"), (end, "end"))]
+        ends = relaxed or own
+        jobs, outputs = list(own), []
+        paths = [("A", self.neb_maker, self.n_images)]
+        if self.confirm_maker is not None:
+            paths.append(("B", self.confirm_maker, self.confirm_images))
+        for path, maker, n in paths:
+            images = interpolate_images(ends[0].output.structure, ends[1].output.structure, n,
+                                        self.interpolation)
+            images.name = f"{tag} interpolate {path}"
+            images.update_metadata({**meta, "stage": "interpolate", "path": path})
+            neb = maker.make(images.output, model, {**info, "path": path})
+            neb.name = f"{tag} ci-neb {path}"
+            neb.update_metadata({**meta, "stage": "neb", "path": path})
+            jobs += [images, neb]
+            outputs.append(neb.output)
+        return Flow(jobs, output=outputs, name=f"{tag} barrier")

@@ -14,6 +14,13 @@ Listener = Callable[[dict[str, Any]], None]
 _listeners: list[Listener] = []
 
 
+def row_label(model: str | None, site: int | None = None, potential: str | None = None) -> str | None:
+    """The display row of a job: 'cpan site 1 chgnet' (model alone for jobs without a site)."""
+    if model is None:
+        return None
+    return model + (f" site {site}" if site is not None else "") + (f" {potential}" if potential else "")
+
+
 def report(**event: Any) -> None:
     """Send an event, e.g. ``report(model="bare", stage="neb", step=12, fmax=0.31)``."""
     for listener in _listeners:

@@ -62,7 +62,9 @@ def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None =
     status = {}
     for job in jobs:
         stage = " ".join(filter(None, (job.metadata.get("stage", job.name), job.metadata.get("part"))))
-        meta = {"model": job.metadata.get("model"), "stage": stage}
+        m = job.metadata
+        row = progress.row_label(m.get("model"), m.get("site"), m.get("potential"))
+        meta = {"model": row, "stage": stage}
         if job.uuid in done:
             status[job.uuid] = "reused"
             progress.report(**meta, event="reused")

@@ -1,4 +1,10 @@
-"""The study: the three Ni-hop models through the barrier flow, then the comparison table."""
+"""The study: every (potential, model, site) Ni hop through the barrier flow, then the table.
+
+One flow holds it all, so rerun/resume/submit work as for a single barrier: per ML potential
+(mlip engine) and model (bulk, bare, cpan), ``sites`` hop sites, each run along two
+independent NEB paths on the same relaxed end points. End-point relaxations that are the same
+structure (the bulk sites of one Li ordering share their start) run once.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from jobflow import Flow, job
+from monty.json import jsanitize
 
 from ncmflow.structures import MODELS, ni_hop_endpoints
-from ncmflow.workflows.documents import PAPER_BARRIERS, BarrierDoc, BarrierRow, BarrierTable
+from ncmflow.structures.migration import HOP_KINDS
+from ncmflow.workflows import progress
+from ncmflow.workflows.documents import BarrierDoc, BarrierRow, BarrierTable, mark_selected
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import BarrierFlowMaker
+
+SITE_INFO = ("site_label", "hop_kind", "hop_depth", "moved_index", "n_index")
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """What defines a study run; its hash keys the saved flow so reruns resume it."""
+    """What defines a study run; its hash keys the saved flow so reruns resume it.
+
+    Path B is 5 images + ASE's BFGS because the bulk hop has two saddles and the optimizer
+    decides which one a band finds (CHGNet + D3, bulk site 0, same relaxed end points,
+    fmax 0.1 unless said, 2026-12-02): ODE 3 images 2.334 eV, ODE 5 images 2.365, FIRE 5 images
+    2.319 (2.140 at fmax 0.05), BFGS 5 images 2.142 (295 force calls).
+    """
 
     engine: str = "mlip"
     quick: bool = False
@@ -27,51 +44,58 @@ class StudyConfig:
     relax_fmax: float = 0.02
     neb_steps: int = 400
     interpolation: str = "idpp"
+    hop: str = "subsurface"
+    sites: int = 4
+    ml_models: tuple[str, ...] = ("chgnet",)
+    confirm: bool = True  # a second, independent path per site (denser band, BFGS)
+    confirm_images: int = 5
+    confirm_optimizer: str = "bfgs"
+
+    def __post_init__(self) -> None:
+        if self.hop not in HOP_KINDS:
+            raise ValueError(f"unknown hop kind {self.hop!r}: choose one of {', '.join(HOP_KINDS)}")
+        if self.sites < 1:
+            raise ValueError(f"--sites must be at least 1 (got {self.sites})")
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown migration model {unknown[0]!r}: choose from {', '.join(MODELS)}")
 
     @classmethod
     def create(cls, engine: str = "mlip", quick: bool = False, **changes) -> StudyConfig:
-        base = {"n_images": 3, "neb_fmax": 0.1, "relax_fmax": 0.05, "neb_steps": 200} if quick else {}
+        base = ({"n_images": 3, "neb_fmax": 0.1, "relax_fmax": 0.05, "neb_steps": 200, "sites": 2}
+                if quick else {})
+        changes = {k: v for k, v in changes.items() if v is not None}
         return cls(engine=engine, quick=quick, **{**base, **changes})
+
+    @property
+    def potentials(self) -> tuple[str | None, ...]:
+        """ML potentials for the mlip engine; other engines compute their own energies."""
+        return self.ml_models if self.engine == "mlip" else (None,)
 
     @property
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True)
         return "study-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
 
-
-def barrier_row(doc: BarrierDoc, uuid: str | None = None) -> BarrierRow:
-    """A table row; a barrier is only reported when the NEB converged."""
-    ok = doc.converged
-    paper = PAPER_BARRIERS.get("bare" if doc.model == "bulk" else doc.model)
-    return BarrierRow(
-        model=doc.model, engine=doc.engine, converged=ok,
-        forward_barrier=doc.forward_barrier if ok else None,
-        reverse_barrier=doc.reverse_barrier if ok else None,
-        reaction_energy=doc.reaction_energy, force_calls=doc.force_calls, wall_time=doc.wall_time,
-        paper_barrier=paper, reason=doc.reason, uuid=uuid,
-    )
-
-
-def barrier_table(rows: list[BarrierRow]) -> BarrierTable:
-    """Rows in model order plus the cPAN − bare difference per engine (the paper: +0.53 eV)."""
-    order = {m: i for i, m in enumerate(MODELS)}
-    rows = sorted(rows, key=lambda r: (r.engine, order.get(r.model, 99)))
-    diff: dict[str, float | None] = {}
-    for engine in sorted({r.engine for r in rows}):
-        by_model = {r.model: r.forward_barrier for r in rows if r.engine == engine}
-        bare, cpan = by_model.get("bare"), by_model.get("cpan")
-        diff[engine] = cpan - bare if bare is not None and cpan is not None else None
-    return BarrierTable(rows=rows, cpan_minus_bare=diff)
+    def site_count(self, model: str) -> int:
+        """``sites``, or fewer when the model has fewer distinct sites."""
+        for site in range(self.sites - 1, -1, -1):
+            try:
+                ni_hop_endpoints(model, self.hop, site)
+                return site + 1
+            except ValueError:
+                continue
+        return 0
 
 
 @job(output_schema=BarrierTable)
 def compare_barriers(docs: list[BarrierDoc]) -> BarrierTable:
-    """The study's last job: the barrier table from the three NEB results."""
-    return barrier_table([barrier_row(d) for d in docs])
+    """The study's last job: one row per NEB, the lowest saddle of each site marked."""
+    return BarrierTable(rows=mark_selected([BarrierRow.from_doc(d) for d in docs]))
 
 
 def write_study_inputs(config: StudyConfig, folder: Path) -> list[Path]:
-    """Every model's end-point relaxations and NEB as input folders for ``config.engine``.
+    """Every model's and site's end-point relaxations and NEB as input folders for the engine.
 
     The NEB folder interpolates the unrelaxed end points; on a cluster, ``ncmflow submit`` runs
     the real flow, which interpolates between the relaxed ones.
@@ -82,24 +106,66 @@ def write_study_inputs(config: StudyConfig, folder: Path) -> list[Path]:
         raise ValueError(f"output folder {Path(folder).parent} does not exist")
     written = []
     for model in config.models:
-        start, end = ni_hop_endpoints(model)
-        base = Path(folder) / model
-        written += write_inputs(config.engine, "relax", [start], base / "relax_start", bulk=False)
-        written += write_inputs(config.engine, "relax", [end], base / "relax_end", bulk=False)
-        written += write_inputs(config.engine, "neb", [start, end], base / "neb", n_images=config.n_images)
+        for site in range(config.site_count(model)):
+            start, end = ni_hop_endpoints(model, config.hop, site)
+            base = Path(folder) / model / f"site{site}"
+            written += write_inputs(config.engine, "relax", [start], base / "relax_start", bulk=False)
+            written += write_inputs(config.engine, "relax", [end], base / "relax_end", bulk=False)
+            written += write_inputs(config.engine, "neb", [start, end], base / "neb",
+                                    n_images=config.n_images)
     return written
 
 
-def study_flow(config: StudyConfig) -> Flow:
+def _makers(config: StudyConfig, potential: str | None) -> BarrierFlowMaker:
     engine = get_engine(config.engine)
-    maker = BarrierFlowMaker(
-        relax_maker=engine.relax_maker(relax_cell=False, fmax=config.relax_fmax),
-        neb_maker=engine.neb_maker(fmax=config.neb_fmax, steps=config.neb_steps,
-                                   interpolation=config.interpolation),
-        n_images=config.n_images, interpolation=config.interpolation,
+    extra = {"ml_model": potential} if potential else {}
+    neb = engine.neb_maker(fmax=config.neb_fmax, steps=config.neb_steps, interpolation=config.interpolation,
+                           **extra)
+    confirm = None
+    if config.confirm and getattr(neb, "uses_images", True):
+        options = {"optimizer": config.confirm_optimizer} if hasattr(neb, "optimizer") else {}
+        confirm = engine.neb_maker(fmax=config.neb_fmax, steps=2 * config.neb_steps,
+                                   interpolation=config.interpolation, **options, **extra)
+    return BarrierFlowMaker(
+        relax_maker=engine.relax_maker(relax_cell=False, fmax=config.relax_fmax, **extra),
+        neb_maker=neb, n_images=config.n_images, interpolation=config.interpolation,
+        confirm_maker=confirm, confirm_images=config.confirm_images,
     )
-    flows = [maker.make(*ni_hop_endpoints(model), model) for model in config.models]
-    table = compare_barriers([f.output for f in flows])
+
+
+def _fingerprint(structure) -> str:
+    species = [str(s) for s in structure.species]
+    blob = json.dumps(jsanitize([structure.lattice.matrix, structure.frac_coords, species]))
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def study_flow(config: StudyConfig) -> Flow:
+    """Relaxations (shared where the structure is the same), per-site barrier flows, the table."""
+    flows, outputs = [], []
+    for potential in config.potentials:
+        maker = _makers(config, potential)
+        shared: dict[str, object] = {}
+        for model in config.models:
+            for site in range(config.site_count(model)):
+                start, end = ni_hop_endpoints(model, config.hop, site)
+                info = {"site": site, "potential": potential,
+                        **{k: start.properties.get(k) for k in SITE_INFO}}
+                if model == "bulk":
+                    info["hop_kind"], info["hop_depth"] = "bulk", None
+                relaxed = []
+                for s, which in ((start, "start"), (end, "end")):
+                    key = _fingerprint(s)
+                    if key not in shared:
+                        meta = {"model": model, "site": site, "potential": potential,
+                                "stage": f"relax {which}"}
+                        name = f"{progress.row_label(model, site, potential)} relax {which}"
+                        shared[key] = maker.relax(s, name, meta)
+                        flows.append(shared[key])
+                    relaxed.append(shared[key])
+                barrier = maker.make(start, end, model, info, relaxed=tuple(relaxed))
+                flows.append(barrier)
+                outputs += barrier.output
+    table = compare_barriers(outputs)
     table.name = "compare barriers"
     table.metadata.update(stage="compare")
     flow = Flow([*flows, table], output=table.output, name=f"ncmflow study {config.engine}")

@@ -78,16 +78,18 @@ class CastepTsMaker(Maker):
 
     name: str = "castep ts-search"
     fmax: float = 0.05
+    uses_images = False  # LST/QST starts from the end points: a second, denser band adds nothing
 
     @job(output_schema=BarrierDoc)
-    def make(self, images: list[Structure], model: str) -> BarrierDoc:
+    def make(self, images: list[Structure], model: str, info: dict | None = None) -> BarrierDoc:
         write_castep("neb", [images[0], images[-1]], Path.cwd(), seed=SEED)
         barriers = parse_ts_barriers(_run())
         forward, reverse = barriers["reactant"], barriers["product"]
         return BarrierDoc(model=model, engine="castep", images=[images[0], images[-1]],
                           forward_barrier=forward, reverse_barrier=reverse,
                           reaction_energy=forward - reverse, converged=True, state="successful",
-                          fmax=self.fmax, optimizer="LST/QST", tangent="n/a", dir_name=str(Path.cwd()))
+                          fmax=self.fmax, optimizer="LST/QST", tangent="n/a", dir_name=str(Path.cwd()),
+                          **{"path_method": "LST/QST from the end points", **(info or {})})
 
 
 def relax_maker(relax_cell: bool = False, **_) -> CastepMaker:

@@ -1,4 +1,7 @@
-"""The embedded default: CHGNet (weights in its wheel) + D3(BJ) from dftd3, on the CPU."""
+"""The embedded default: CHGNet (weights in its wheel) + D3(BJ) from dftd3, on the CPU.
+
+Other offline potentials (CHGNet r2SCAN, SevenNet) are chosen by name: :func:`potentials`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from functools import lru_cache
 from atomate2.ase.jobs import AseRelaxMaker
 
 from ncmflow import idle_cores
+from ncmflow.inputs.mlip import MODELS, potential
 from ncmflow.inputs.settings import PAPER
 from ncmflow.workflows.engines import Engine
 from ncmflow.workflows.neb import CiNebMaker
@@ -28,10 +32,18 @@ def torch_threads() -> int:
     return idle_cores()
 
 
+def potentials() -> tuple[str, ...]:
+    """The names ``ml_model`` accepts: the offline potentials of ``ncmflow.inputs.mlip``."""
+    return MODELS
+
+
 def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion):
+    """The potential ``ml_model`` + D3 with the functional it was trained on (torch threads set)."""
     import torch
 
     from ncmflow.inputs.mlip import ml_calculator
+
+    potential(ml_model)  # an unknown name fails before torch is touched
 
     # CHGNet converts a grad-tracking tensor on every call; harmless, and it floods the terminal
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
@@ -41,7 +53,7 @@ def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersio
 
 @dataclass
 class MlipRelaxMaker(AseRelaxMaker):
-    """atomate2's ASE relaxation with the paper's optimizer (BFGS) on CHGNet + D3."""
+    """atomate2's ASE relaxation with the paper's optimizer (BFGS) on ``ml_model`` + D3."""
 
     name: str = "mlip relax"
     ml_model: str = PAPER.ml_model
@@ -60,18 +72,22 @@ class MlipStaticMaker(MlipRelaxMaker):
     steps: int = 1
 
 
-def relax_maker(relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 500) -> MlipRelaxMaker:
+def relax_maker(
+    relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 500, ml_model: str = PAPER.ml_model
+) -> MlipRelaxMaker:
+    potential(ml_model)  # a misspelt model fails when the flow is built, not when the job runs
     return MlipRelaxMaker(relax_cell=relax_cell, steps=steps, relax_kwargs={"fmax": fmax},
-                          optimizer_kwargs={"optimizer": PAPER.optimizer})
+                          optimizer_kwargs={"optimizer": PAPER.optimizer}, ml_model=ml_model)
 
 
-def neb_maker(fmax: float = 0.05, steps: int = 400, **kwargs) -> CiNebMaker:
-    return CiNebMaker(engine="mlip", fmax=fmax, steps=steps, **kwargs)
+def neb_maker(fmax: float = 0.05, steps: int = 400, ml_model: str = PAPER.ml_model, **kwargs) -> CiNebMaker:
+    potential(ml_model)
+    return CiNebMaker(engine="mlip", fmax=fmax, steps=steps, engine_options={"ml_model": ml_model}, **kwargs)
 
 
 ENGINE = Engine(
     name="mlip",
-    description="CHGNet + D3(BJ) on the CPU (embedded default)",
+    description="CHGNet + D3(BJ) on the CPU (embedded default; also CHGNet r2SCAN, SevenNet)",
     relax_maker=relax_maker,
     static_maker=MlipStaticMaker,
     neb_maker=neb_maker,

@@ -14,7 +14,7 @@ from emmet.core.neb import NebTaskDoc
 from jobflow import Flow, Maker, job
 
 from ncmflow.inputs.vasp import input_set_generator
-from ncmflow.workflows.documents import BarrierDoc
+from ncmflow.workflows.documents import BarrierDoc, ni_n_distances
 from ncmflow.workflows.engines import Engine
 
 
@@ -28,14 +28,17 @@ def static_maker(**_) -> StaticMaker:
 
 
 @job(output_schema=BarrierDoc)
-def barrier_from_vasp(neb: NebTaskDoc, model: str, fmax: float) -> BarrierDoc:
+def barrier_from_vasp(neb: NebTaskDoc, model: str, fmax: float, info: dict | None = None) -> BarrierDoc:
     """atomate2's NEB task document as a BarrierDoc (climbing image = highest image)."""
     energies = list(neb.energies or [])
     forces = [c.output.ionic_steps[-1].forces if c and c.output.ionic_steps else None
               for c in (neb.calculations or [])]
     saddle = max(range(1, len(energies) - 1), key=energies.__getitem__) if len(energies) > 2 else None
     converged = getattr(neb.state, "value", neb.state) == "successful"
+    info = {"path_method": f"idpp, {len(energies) - 2} images, VTST improved tangent, IOPT=1",
+            **(info or {})}
     return BarrierDoc(
+        ni_n_distances=ni_n_distances(neb.images or [], info), **info,
         model=model, engine="vasp", images=neb.images, energies=energies, state=neb.state,
         neb_method="climbing_image", converged=converged, saddle_index=saddle, fmax=fmax,
         forward_barrier=energies[saddle] - energies[0] if saddle else None,
@@ -53,9 +56,9 @@ class VaspNebMaker(Maker):
     fmax: float = 0.05
     neb: Maker = field(default_factory=NebFromImagesMaker)
 
-    def make(self, images, model: str) -> Flow:
+    def make(self, images, model: str, info: dict | None = None) -> Flow:
         run = self.neb.make(images)
-        doc = barrier_from_vasp(run.output, model, self.fmax)
+        doc = barrier_from_vasp(run.output, model, self.fmax, info)
         return Flow([run, doc], output=doc.output, name=f"{model} vasp neb")
 
 
