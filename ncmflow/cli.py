@@ -338,6 +338,7 @@ def compare(
     potential: Annotated[
         str | None, typer.Option(help="Only this ML potential (chgnet, sevennet, …).")
     ] = None,
+    hop: Annotated[str | None, typer.Option(help="Only slab hops of a kind (subsurface, in-plane).")] = None,
     flow: Annotated[str | None, typer.Option(help="Only this study key (see `ncmflow query`).")] = None,
     since: Annotated[datetime | None, typer.Option(help="Only results finished since (ISO date).")] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("report"),
@@ -350,7 +351,7 @@ def compare(
     from ncmflow.workflows.store import get_store
 
     files = write_report(get_store(store), out, model=model, engine=engine, potential=potential, study=flow,
-                         since=since)
+                         since=since, hop=hop)
     console.print(files["md"].read_text(), markup=False, highlight=False, soft_wrap=True)
     for path in files.values():
         console.print(f"wrote {path}")

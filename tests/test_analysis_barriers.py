@@ -38,14 +38,14 @@ def energies(forward: float, reaction: float) -> list[float]:
 
 @job(data=["images", "initial_images", "forces"], output_schema=BarrierDoc)
 def emit(model: str, potential: str, site: int, path: str, forward: float, reaction: float,
-         converged: bool = True) -> BarrierDoc:
+         converged: bool = True, hop_kind: str = "subsurface") -> BarrierDoc:
     """A Ni (and a far N) in a 10 Å box; the Ni moves 2 Å along x over the band."""
     images = [Structure(Lattice.cubic(10.0), ["Ni", "N"], [[2.0 + 0.5 * i, 5.0, 5.0], [5.0, 7.5, 5.0]],
                         coords_are_cartesian=True) for i in range(N_IMAGES)]
     ni_n = [float(np.linalg.norm(s[0].coords - s[1].coords)) for s in images] if model == "cpan" else None
     return BarrierDoc(
         model=model, engine="mlip", potential=potential, site=site, path=path,
-        hop_kind="bulk" if model == "bulk" else "subsurface", path_method=f"idpp, {path}",
+        hop_kind="bulk" if model == "bulk" else hop_kind, path_method=f"idpp, {path}",
         converged=converged, reason=None if converged else "fmax not reached in 200 steps",
         images=images, energies=energies(forward, reaction), forces=[[[0.0] * 3] * 2] * N_IMAGES,
         forward_barrier=forward, reverse_barrier=forward - reaction, reaction_energy=reaction,
@@ -237,3 +237,23 @@ def test_analysis_imports_only_documents_from_workflows():
         modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         workflows = {m for m in modules if m and m.startswith("ncmflow.workflows")}
         assert workflows <= {"ncmflow.workflows.documents"}, name
+
+
+def test_hop_kinds_are_never_pooled(tmp_path):
+    """Site k of the in-plane hop is not site k of the subsurface one: a report refuses to mix
+    them unless told which kind (bulk results belong to both)."""
+    mixed = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    mixed.connect()
+    run(mixed, [("bulk", "chgnet", 0, "A", 2.0, 0.5, True), ("bare", "chgnet", 0, "A", 2.2, 0.4, True),
+                ("cpan", "chgnet", 0, "A", 3.0, 1.0, True)], "sub")
+    flat = [emit("bare", "chgnet", 0, "A", 1.5, 0.2, True, "in-plane"),
+            emit("cpan", "chgnet", 0, "A", 1.4, 0.1, True, "in-plane")]
+    run_locally(Flow(flat), store=mixed, ensure_success=True, log=False)
+    with pytest.raises(ValueError, match=r"several kinds \(in-plane, subsurface\)"):
+        report.write_report(mixed, tmp_path / "mixed")
+    files = report.write_report(mixed, tmp_path / "flat", hop="in-plane")
+    rows = files["csv"].read_text().splitlines()[1:]
+    assert [r.split(",")[:3] for r in rows] == [["bulk", "0", "bulk"], ["bare", "0", "in-plane"],
+                                                 ["cpan", "0", "in-plane"]]
+    assert [p.difference("forward_barrier") for p in site_pairs(report.barrier_rows(
+        load_barriers(mixed, hop="in-plane")))] == [pytest.approx(1.4 - 1.5)]

@@ -57,9 +57,14 @@ class StoredBarrier:
 
 
 def barrier_query(model: str | None = None, engine: str | None = None, potential: str | None = None,
-                  study: str | None = None, since: datetime | None = None) -> dict[str, Any]:
-    """The MongoDB-language filter for NEB results (works on montydb and MongoDB alike)."""
+                  study: str | None = None, since: datetime | None = None,
+                  hop: str | None = None) -> dict[str, Any]:
+    """The MongoDB-language filter for NEB results (works on montydb and MongoDB alike).
+
+    ``hop`` keeps the slab results of one hop kind (bulk results have no surface and stay)."""
     query: dict[str, Any] = {"output.@class": "BarrierDoc"}
+    if hop:
+        query["output.hop_kind"] = {"$in": [hop, "bulk"]}
     for name, value in (("output.model", model), ("output.engine", engine),
                         ("output.potential", potential), ("metadata.study", study)):
         if value:
@@ -305,13 +310,17 @@ def write_structures(barriers: list[StoredBarrier], rows: list[BarrierRow], fold
 def write_report(store: JobStore, out: Path, **filters: Any) -> dict[str, Path]:
     """Query, tabulate, plot and write the report folder; returns what was written.
 
-    ``filters``: model, engine, potential, study, since (see ``barrier_query``).
+    ``filters``: model, engine, potential, study, since, hop (see ``barrier_query``).
     """
     barriers = load_barriers(store, **filters)
     if not barriers:
         given = ", ".join(f"{k}={v}" for k, v in sorted(filters.items()) if v)
         raise ValueError(f"the store holds no NEB results{' matching ' + given if given else ''}: "
                          "run `ncmflow study` first")
+    kinds = sorted({b.doc.hop_kind for b in barriers if b.doc.hop_kind not in (None, "bulk")})
+    if len(kinds) > 1:  # site k of one kind is not site k of the other: never pair or pool them
+        raise ValueError(f"the store holds slab hops of several kinds ({', '.join(kinds)}): "
+                         "choose one with --hop or one study with --flow")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = barrier_rows(barriers)
