@@ -54,6 +54,16 @@ def test_rerun_computes_nothing_and_duplicates_nothing(study_dir):
     second = study_dir["second"]
     assert second.exit_code == 0, second.output
     assert f"0 jobs ran, {JOBS} reused" in second.output
+    assert "bulk site 0 chgnet: relax start reused" in second.output  # plain progress lines: no terminal
+
+
+def test_redirected_output_shows_progress_lines(study_dir):
+    lines = study_dir["first"].splitlines()
+    assert any(line.endswith("bulk site 0 chgnet: relax start start") for line in lines)
+    assert any("bulk site 0 chgnet: neb A done" in line for line in lines)
+    steps = [line for line in lines if "NEB iteration" in line]
+    assert steps and "max force" in steps[0]
+    assert len(steps) < 100  # throttled: at most one line every few seconds per row
     assert get_store(study_dir["dir"] / "ncmflow_data").count() == study_dir["count"] == JOBS
     now = {p.name: p.read_bytes() for p in (study_dir["dir"] / "report").glob("barriers.*")}
     assert now == study_dir["reports"]

@@ -14,11 +14,21 @@ from ncmflow.workflows import progress
 
 
 class StudyDisplay:
-    """Listens to progress events while the study runs and redraws one table."""
+    """Listens to progress events while the study runs and redraws one table.
+
+    Without a terminal (redirected to a file, ``tee``, a CI log) a redrawn table shows nothing
+    until the end, so each event becomes one plain line instead: job started, finished or
+    reused, and the NEB's iteration and max force at most every ``PLAIN_INTERVAL`` seconds a row.
+    """
+
+    PLAIN_INTERVAL = 10.0  # s between two NEB-step lines of one row
 
     def __init__(self, console: Console, rows: tuple[str, ...]) -> None:
         self.rows: dict[str, dict[str, Any]] = {m: {"stage": "waiting", "detail": ""} for m in rows}
         self.started = time.perf_counter()
+        self.console = console
+        self.plain = not console.is_terminal
+        self._last_step: dict[str, float] = {}
         self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
 
     def _table(self) -> Table:
@@ -30,8 +40,25 @@ class StudyDisplay:
     def _elapsed(self) -> str:
         return f"{time.perf_counter() - self.started:5.0f} s"
 
+    def _line(self, name: str, event: dict[str, Any]) -> None:
+        if "step" in event:
+            now = time.perf_counter()
+            if now - self._last_step.get(name, -1e9) < self.PLAIN_INTERVAL:
+                return
+            self._last_step[name] = now
+            text = f"{name}: NEB iteration {event['step']}, max force {event['fmax']:.3f} eV/Å"
+        else:
+            text = f"{name}: {event.get('stage')} {event.get('event')}"
+        self.console.print(f"[{self._elapsed().strip():>6}] {text}", markup=False, highlight=False,
+                           soft_wrap=True)
+        self.console.file.flush()
+
     def __call__(self, event: dict[str, Any]) -> None:
-        row = self.rows.setdefault(event.get("model") or "compare", {"stage": "", "detail": ""})
+        name = event.get("model") or "compare"
+        if self.plain:
+            self._line(name, event)
+            return
+        row = self.rows.setdefault(name, {"stage": "", "detail": ""})
         if "step" in event:
             row["detail"] = f"NEB iteration {event['step']}, max force {event['fmax']:.3f} eV/Å"
         else:
@@ -43,11 +70,13 @@ class StudyDisplay:
     def __enter__(self) -> StudyDisplay:
         self._listening = progress.listening(self)
         self._listening.__enter__()
-        self.live.__enter__()
+        if not self.plain:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(*exc)
+        if not self.plain:
+            self.live.__exit__(*exc)
         self._listening.__exit__(*exc)
 
     @staticmethod

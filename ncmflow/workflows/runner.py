@@ -61,8 +61,8 @@ def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None =
     done = finished(store, [j.uuid for j in jobs])
     status = {}
     for job in jobs:
-        stage = " ".join(filter(None, (job.metadata.get("stage", job.name), job.metadata.get("part"))))
         m = job.metadata
+        stage = " ".join(filter(None, (m.get("stage", job.name), m.get("part"), m.get("path"))))
         row = progress.row_label(m.get("model"), m.get("site"), m.get("potential"))
         meta = {"model": row, "stage": stage}
         if job.uuid in done:
