@@ -242,8 +242,19 @@ def _markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+HOP_TEXT = {"subsurface": "subsurface (the Ni leaves the surface TM site for the Li layer below)",
+            "in-plane": "in-plane (the Ni moves into the Li-layer site of the surface plane)"}
+
+
+def hop_line(rows: list[BarrierRow]) -> str:
+    """Which slab hop the report is about (a report never mixes kinds: see ``write_report``)."""
+    kinds = sorted({r.hop_kind for r in rows if r.hop_kind not in (None, "bulk")})
+    return "Slab hop: " + ", ".join(HOP_TEXT.get(k, k) for k in kinds) + "." if kinds else ""
+
+
 def table_markdown(rows: list[BarrierRow]) -> str:
-    lines = ["# Ni migration barriers", "", headline(rows), ""]
+    lines = ["# Ni migration barriers", "", *([hop_line(rows), ""] if hop_line(rows) else []),
+             headline(rows), ""]
     for table in summary_tables(rows):
         lines += [f"## {table.title}", ""]
         for text in table.lead:
@@ -255,7 +266,7 @@ def table_markdown(rows: list[BarrierRow]) -> str:
 
 
 def _html(rows: list[BarrierRow], images: Iterable[Path]) -> str:
-    parts = [f"<p>{html.escape(headline(rows))}</p>"]
+    parts = [f"<p>{html.escape(hop_line(rows))}</p>", f"<p>{html.escape(headline(rows))}</p>"]
     pictures = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,'
                        f'{base64.b64encode(p.read_bytes()).decode()}">' for p in images)
     parts.append(f"<div>{pictures}</div>")
