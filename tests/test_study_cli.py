@@ -107,6 +107,9 @@ def test_large_arrays_live_in_the_data_store(study_dir):
     (["show", "no-such-uuid", "--store", "db"], "no document with uuid"),
     (["query", "--kind", "dos", "--store", "db"], "unknown kind"),
     (["compare", "--store", "db"], "holds no NEB results"),
+    (["study", "--ml-models", "chgnet,mace"], "unknown ML potential 'mace': the offline ones are chgnet"),
+    (["study", "--hop", "sideways"], "unknown hop kind 'sideways'"),
+    (["study", "--sites", "0"], "--sites must be at least 1"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
