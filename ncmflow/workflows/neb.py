@@ -196,10 +196,11 @@ class BarrierFlowMaker(Maker):
     confirm_maker: Maker | None = None
     confirm_images: int = 5
 
-    def relax(self, structure: Structure, label: str, meta: dict) -> Job:
+    def relax(self, structure: Structure, model: str, site: int, potential: str | None, which: str) -> Job:
+        """One end point's relaxation, named and tagged as the study's display and stages expect."""
         r = self.relax_maker.make(structure)
-        r.name = label
-        r.update_metadata(meta)
+        r.name = f"{progress.row_label(model, site, potential)} relax {which}"
+        r.update_metadata({"model": model, "site": site, "potential": potential, "stage": f"relax {which}"})
         return r
 
     def make(self, start: Structure, end: Structure, model: str, info: dict | None = None,
@@ -209,7 +210,7 @@ class BarrierFlowMaker(Maker):
         info = dict(info or {})
         tag = progress.row_label(model, info.get("site", 0), info.get("potential"))
         meta = {"model": model, "site": info.get("site", 0), "potential": info.get("potential")}
-        own = [] if relaxed else [self.relax(s, f"{tag} relax {w}", {**meta, "stage": f"relax {w}"})
+        own = [] if relaxed else [self.relax(s, model, meta["site"], meta["potential"], w)
                                   for s, w in ((start, "start"), (end, "end"))]
         ends = relaxed or own
         jobs, outputs = list(own), []

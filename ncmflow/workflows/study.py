@@ -18,7 +18,6 @@ from monty.json import jsanitize
 
 from ncmflow.structures import MODELS, ni_hop_endpoints
 from ncmflow.structures.migration import HOP_KINDS
-from ncmflow.workflows import progress
 from ncmflow.workflows.documents import BarrierDoc, BarrierRow, BarrierTable, mark_selected
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import BarrierFlowMaker
@@ -150,16 +149,11 @@ def study_flow(config: StudyConfig) -> Flow:
                 start, end = ni_hop_endpoints(model, config.hop, site)
                 info = {"site": site, "potential": potential,
                         **{k: start.properties.get(k) for k in SITE_INFO}}
-                if model == "bulk":
-                    info["hop_kind"], info["hop_depth"] = "bulk", None
                 relaxed = []
                 for s, which in ((start, "start"), (end, "end")):
                     key = _fingerprint(s)
                     if key not in shared:
-                        meta = {"model": model, "site": site, "potential": potential,
-                                "stage": f"relax {which}"}
-                        name = f"{progress.row_label(model, site, potential)} relax {which}"
-                        shared[key] = maker.relax(s, name, meta)
+                        shared[key] = maker.relax(s, model, site, potential, which)
                         flows.append(shared[key])
                     relaxed.append(shared[key])
                 barrier = maker.make(start, end, model, info, relaxed=tuple(relaxed))
