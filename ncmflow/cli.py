@@ -13,10 +13,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ncmflow.deferred import defer_typer_help_imports
+
+defer_typer_help_imports()  # help is rich markup (brackets escaped), not markdown: see ncmflow.deferred
 app = typer.Typer(
     help="Build, run and analyse the cPAN@NCM811 Ni-migration study.",
     no_args_is_help=True,
-    rich_markup_mode="markdown",
+    rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
 console = Console()
@@ -100,11 +103,11 @@ def build(
     vacuum: Annotated[float, typer.Option(help="Vacuum thickness (Å).")] = 15.0,
     fixed_layers: Annotated[int, typer.Option(help="Bottom planes held fixed.")] = 2,
     n_units: Annotated[
-        int | None, typer.Option("--n-units", help="cPAN repeat units [default: 5; migration: 3].")
+        int | None, typer.Option("--n-units", help="cPAN repeat units \\[default: 5; migration: 3].")
     ] = None,
     degree: Annotated[
         float | None,
-        typer.Option(help="cPAN cyclization degree, 0…1 [default: 0.80 as cPAN-260; migration: 0.67]."),
+        typer.Option(help="cPAN cyclization degree, 0…1 \\[default: 0.80 as cPAN-260; migration: 0.67]."),
     ] = None,
     n_kind: Annotated[str, typer.Option(help="N bound to Ni: pyridinic or nitrile.")] = "pyridinic",
     model: Annotated[str, typer.Option(help="Migration model: bulk, bare or cpan.")] = "bulk",
@@ -268,7 +271,7 @@ def study(
 HopOption = Annotated[str, typer.Option(help="Slab hop kind: subsurface (the Ni goes into the Li layer "
                                        "below the surface plane) or in-plane.")]
 SitesOption = Annotated[
-    int | None, typer.Option(help="Hop sites per model [default: 2 with --quick, else 4].")
+    int | None, typer.Option(help="Hop sites per model \\[default: 2 with --quick, else 4].")
 ]
 MlModelsOption = Annotated[str, typer.Option(
     "--ml-models", help="Comma-separated offline ML potentials for the mlip engine: chgnet, chgnet-r2scan, "
@@ -375,10 +378,9 @@ def query(
 
     from rich.table import Table
 
-    from ncmflow.analysis.records import list_records
-    from ncmflow.workflows.store import get_store
+    from ncmflow.analysis.records import query_records
 
-    records = list_records(get_store(store), kind=kind, model=model, engine=engine, since=since)
+    records = query_records(store, kind=kind, model=model, engine=engine, since=since)
     if json_lines:
         for rec in records:
             typer.echo(json.dumps(rec, sort_keys=True))

@@ -14,20 +14,34 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jobflow import JobStore
-from maggma.core import Store
-from monty.json import MontyDecoder
+if TYPE_CHECKING:  # ~1 s to import: imported where a store is opened, so `ncmflow query` can do without
+    from jobflow import JobStore
+    from maggma.core import Store
 
 DEFAULT_DIR = Path("ncmflow_data")
+DATABASE, OUTPUTS = "ncmflow", "outputs"  # the embedded store's montydb database and job-output collection
 CONNECT_LOCK = ".connect.lock"
 FLOWS_COLLECTION = "ncmflow_flows"
 
 
 def embedded_store(folder: Path) -> JobStore:
     """montydb on disk: a real embedded engine speaking MongoDB's query language."""
+    from jobflow import JobStore
     from maggma.stores import MontyStore
 
+    folder = embedded_folder(folder)
+
+    def monty(name: str) -> MontyStore:
+        return MontyStore(name, database_path=str(folder.resolve()), database_name=DATABASE,
+                          storage="sqlite", key="uuid" if name == OUTPUTS else "blob_uuid")
+
+    return JobStore(monty(OUTPUTS), additional_stores={"data": monty(f"{OUTPUTS}_data")})
+
+
+def embedded_folder(folder: str | Path) -> Path:
+    """The folder of an embedded store, created if missing; a file there is a one-line error."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"store path {folder} is a file, not a folder: pass a folder or a store .yaml")
@@ -35,12 +49,20 @@ def embedded_store(folder: Path) -> JobStore:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create the store folder {folder}: {exc.strerror}") from None
+    return folder
 
-    def monty(name: str) -> MontyStore:
-        return MontyStore(name, database_path=str(folder.resolve()), database_name="ncmflow",
-                          storage="sqlite", key="uuid" if name == "outputs" else "blob_uuid")
 
-    return JobStore(monty("outputs"), additional_stores={"data": monty("outputs_data")})
+def embedded_location(location: str | Path | None = None) -> Path | None:
+    """The folder `get_store(location)` would open as an embedded montydb store, or None when
+    the store comes from a store file or the user's jobflow config (MongoDB, usually).
+
+    Decided without importing jobflow, so light commands (`ncmflow query`) can read the
+    embedded store directly.
+    """
+    if location is not None:
+        path = Path(location)
+        return None if path.suffix in (".yaml", ".yml", ".json") else path
+    return None if _user_config() is not None else DEFAULT_DIR
 
 
 def _user_config() -> Path | None:
@@ -90,6 +112,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def _load_store_file(path: Path, key: str | None = None) -> JobStore:
+    from jobflow import JobStore
     from monty.serialization import loadfn
 
     try:
@@ -107,6 +130,8 @@ def _load_store_file(path: Path, key: str | None = None) -> JobStore:
 
 def sibling_store(store: JobStore, collection: str) -> Store:
     """Another collection in the same database (flows, ingest log) whatever the backend."""
+    from monty.json import MontyDecoder
+
     spec = store.docs_store.as_dict()
     spec["collection_name"] = collection
     spec["key"] = "key"
