@@ -44,6 +44,8 @@ class Potential:
     loader: Callable[[], Calculator]  # a fresh calculator around the process-wide weights
     d3_method: str  # dftd3 functional: the one the training data were computed with
     description: str
+    # several structures in one model call: frames -> [(energy eV, forces eV/Å)], no D3
+    batch: Callable[[list[Any]], list[tuple[float, Any]]] | None = None
 
 
 @lru_cache(maxsize=8)  # one entry per model name
@@ -58,8 +60,56 @@ def _chgnet_model(model_name: str) -> Any:
 def _chgnet(model_name: str) -> Calculator:
     from chgnet.model.dynamics import CHGNetCalculator
 
+    class LeanCHGNetCalculator(CHGNetCalculator):
+        """CHGNet computing what ASE asks for, not always energy+forces+stress+moments.
+
+        ``CHGNetCalculator.calculate`` runs task "efsm" on every call; the stress is a second
+        backward pass that a fixed-cell relaxation or a NEB never reads. Measured (109-atom
+        cPAN slab, 2 threads, 2026-12-02): efsm 0.92 s, ef 0.54 s; energies and forces identical.
+        """
+
+        def calculate(self, atoms=None, properties=None, system_changes=None, task=None) -> None:
+            wanted = set(properties or ("energy", "forces", "stress", "magmoms"))
+            task = task or ("ef" + "s" * ("stress" in wanted) + "m" * ("magmoms" in wanted))
+            super().calculate(atoms, properties, system_changes, task=task)
+
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "CHGNet will run on cpu"
-        return CHGNetCalculator(_chgnet_model(model_name), use_device="cpu")
+        return LeanCHGNetCalculator(_chgnet_model(model_name), use_device="cpu")
+
+
+def _chgnet_batch(model_name: str, frames: list[Any]) -> list[tuple[float, Any]]:
+    """Energies and forces of ``frames`` in one batched CHGNet call (task "ef")."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = _chgnet_model(model_name)
+    graphs = [model.graph_converter(AseAtomsAdaptor.get_structure(a)) for a in frames]
+    predictions = model.predict_graph(graphs, task="ef", batch_size=len(graphs))
+    predictions = predictions if isinstance(predictions, list) else [predictions]
+    # e * n in CHGNet's float32, as CHGNetCalculator computes it: the same total to the bit
+    return [(float(p["e"] * (len(a) if model.is_intensive else 1)), p["f"])
+            for p, a in zip(predictions, frames, strict=True)]
+
+
+def _sevennet_batch(name: str, frames: list[Any]) -> list[tuple[float, Any]]:
+    """Energies and forces of ``frames`` in one batched SevenNet call (a torch_geometric Batch)."""
+    from sevenn.atom_graph_data import AtomGraphData
+    from sevenn.train.dataload import unlabeled_atoms_to_graph
+    from torch_geometric.data import Batch
+
+    model = _sevennet_model(name)
+    cutoff = model.cutoff  # the model instance carries it (SevenNetCalculator reads it there)
+    batch = Batch.from_data_list([
+        AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(a, cutoff, with_shift=False))
+        for a in frames])
+    model.set_is_batch_data(True)  # the calculator's model is built for one structure at a time
+    try:
+        out = model(batch)
+    finally:
+        model.set_is_batch_data(False)
+    ptr = out["ptr"].tolist()
+    forces = out["inferred_force"].detach().numpy()
+    energies = out["inferred_total_energy"].detach().numpy().reshape(-1)
+    return [(float(energies[i]), forces[ptr[i]:ptr[i + 1]]) for i in range(len(frames))]
 
 
 def _sevenn_key(name: str) -> str:
@@ -121,13 +171,16 @@ POTENTIALS: MappingProxyType[str, Potential] = MappingProxyType({
     "chgnet": Potential(
         partial(_chgnet, "0.3.0"), "pbe",
         "CHGNet 0.3.0 (MPtrj, PBE/PBE+U with MP2020 corrections) + D3(BJ)-PBE",
+        partial(_chgnet_batch, "0.3.0"),
     ),
     "chgnet-r2scan": Potential(
         partial(_chgnet, "r2scan"), "r2scan",
         "CHGNet r2SCAN (transfer-learned on MP r2SCAN) + D3(BJ)-r2SCAN",
+        partial(_chgnet_batch, "r2scan"),
     ),
     "sevennet": Potential(
         partial(_sevennet, "7net-0"), "pbe", "SevenNet-0 11Jul2024 (MPtrj, PBE/PBE+U) + D3(BJ)-PBE",
+        partial(_sevennet_batch, "7net-0"),
     ),
     "sevennet-mf": Potential(
         partial(_sevennet, "7net-mf-0", "PBE"), "pbe",
@@ -136,6 +189,7 @@ POTENTIALS: MappingProxyType[str, Potential] = MappingProxyType({
     "sevennet-l3i5": Potential(
         partial(_sevennet, "7net-l3i5"), "pbe",
         "SevenNet-l3i5 (MPtrj, PBE/PBE+U; l_max 3, 5 layers) + D3(BJ)-PBE",
+        partial(_sevennet_batch, "7net-l3i5"),
     ),
 })
 MODELS: tuple[str, ...] = tuple(POTENTIALS)
@@ -163,8 +217,12 @@ def dispersion_calculator(settings: DftSettings = PAPER, method: str | None = No
     return DFTD3(method=method or settings.xc, damping=_D3_DAMPING[settings.dispersion])
 
 
-def ml_calculator(settings: DftSettings = PAPER, model: str | None = None) -> Calculator:
-    """ML potential (``settings.ml_model`` unless ``model`` is given) + its own D3."""
+def ml_calculator(settings: DftSettings = PAPER, model: str | None = None, stress: bool = True) -> Calculator:
+    """ML potential (``settings.ml_model`` unless ``model`` is given) + its own D3.
+
+    ``stress=False`` leaves stress out of the calculator's properties, so nothing computes it
+    (atomate2's relaxation records the stress whenever the calculator offers one).
+    """
     name = model or settings.ml_model
     chosen = potential(name)
     try:
@@ -174,11 +232,40 @@ def ml_calculator(settings: DftSettings = PAPER, model: str | None = None) -> Ca
     except (RuntimeError, FileNotFoundError) as err:  # weights missing from the wheel
         raise RuntimeError(f"ML model {name!r}: {err}") from None
     d3 = dispersion_calculator(settings, chosen.d3_method)
-    if d3 is None:
-        return ml
-    from ase.calculators.mixing import SumCalculator
+    if d3 is not None:
+        from ase.calculators.mixing import SumCalculator
 
-    return SumCalculator([ml, d3])
+        ml = SumCalculator([ml, d3])
+    if not stress:
+        ml.implemented_properties = [p for p in ml.implemented_properties if p != "stress"]
+    return ml
+
+
+def ml_band_evaluator(settings: DftSettings = PAPER, model: str | None = None
+                      ) -> Callable[[list[Any]], list[dict[str, Any]]]:
+    """``frames -> [{"energy", "free_energy", "forces"}]``: the ML part of all frames in one
+    batched model call, each frame's own D3 added as :func:`ml_calculator` adds it.
+
+    For a NEB's moving images. Measured on 2 CPU cores at 109 atoms, 3 images (2026-12-02):
+    CHGNet batched 2.15 s vs 1.40 s one by one, SevenNet-0 5.85 vs 3.82 s — the backward pass
+    over the concatenated graph is slower on CPU, so the study does not batch by default.
+    """
+    name = model or settings.ml_model
+    chosen = potential(name)
+    if chosen.batch is None:
+        raise ValueError(f"ML model {name!r} has no batched evaluation; run its images one by one")
+
+    def evaluate(frames: list[Any]) -> list[dict[str, Any]]:
+        results = []
+        for frame, (energy, forces) in zip(frames, chosen.batch(frames), strict=True):
+            d3 = dispersion_calculator(settings, chosen.d3_method)
+            if d3 is not None:
+                energy += d3.get_potential_energy(frame)
+                forces = forces + d3.get_forces(frame)
+            results.append({"energy": energy, "free_energy": energy, "forces": forces})
+        return results
+
+    return evaluate
 
 
 def run_settings(

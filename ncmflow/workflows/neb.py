@@ -43,6 +43,26 @@ class CountingCalculator(Calculator):
         self.calls += 1
 
 
+def band_neb(images: list[Any], band: Any = None, **kwargs: Any) -> Any:
+    """ASE's ``NEB``; with ``band`` (frames -> results) every step's moving images are evaluated
+    in one call before ASE reads them from each image's calculator, so tangents, the climbing
+    image, the optimizers and the checkpoint work exactly as one image at a time."""
+    from ase.mep import NEB
+
+    class BandNEB(NEB):
+        def get_forces(self):
+            stale = [im for im in self.images[1:-1]
+                     if im.calc.check_state(im) or "forces" not in im.calc.results]
+            if stale:
+                for image, results in zip(stale, band(stale), strict=True):
+                    image.calc.atoms = image.copy()
+                    image.calc.results = dict(results)
+                    image.calc.calls += 1
+            return super().get_forces()
+
+    return (BandNEB if band is not None else NEB)(images, **kwargs)
+
+
 @job
 def interpolate_images(
     start: Structure, end: Structure, n_images: int, method: str = "idpp"
@@ -82,6 +102,7 @@ class CiNebMaker(Maker):
     tangent: str = "improvedtangent"
     interpolation: str = "idpp"
     engine_options: dict = field(default_factory=dict)
+    batch: bool = False  # moving images in one model call (engines with a band_evaluator)
 
     @job(data=["images", "initial_images", "forces"], output_schema=BarrierDoc)
     def make(self, images: list[Structure], model: str, info: dict | None = None) -> BarrierDoc:
@@ -93,6 +114,8 @@ class CiNebMaker(Maker):
         from ncmflow.workflows.engines import get_engine
 
         engine = get_engine(self.engine)
+        if self.batch and engine.band_evaluator is None:
+            raise ValueError(f"engine '{self.engine}' evaluates NEB images one at a time: batch=False")
         idx, hop = _hopping_distance(images[0], images[-1])
         info = {"potential": self.engine_options.get("ml_model"),
                 "path_method": f"{self.interpolation}, {len(images) - 2} images, {self.tangent}, "
@@ -111,7 +134,8 @@ class CiNebMaker(Maker):
             frame.calc = counters[-1]
         for frame in (frames[0], frames[-1]):
             frame.get_forces()
-        result = self._optimize(frames, progress.row_label(model, info.get("site"), info.get("potential")))
+        result = self._optimize(frames, progress.row_label(model, info.get("site"), info.get("potential")),
+                                engine.band_evaluator(**self.engine_options) if self.batch else None)
         energies = [float(f.get_potential_energy()) for f in frames]
         forces = [f.get_forces(apply_constraint=True) for f in frames]
         max_forces = [float(np.linalg.norm(f, axis=1).max()) for f in forces]
@@ -149,14 +173,13 @@ class CiNebMaker(Maker):
                 return frames, True
         return frames, False
 
-    def _optimize(self, frames: list[Any], model: str) -> tuple[bool, int, float]:
+    def _optimize(self, frames: list[Any], model: str, band: Any = None) -> tuple[bool, int, float]:
         """(converged, iterations, seconds); the images are written to a checkpoint each step."""
         from ase.io import write
-        from ase.mep import NEB
         from ase.mep.neb import NEBOptimizer
         from ase.optimize import BFGS, FIRE
 
-        neb = NEB(frames, climb=True, method=self.tangent, allow_shared_calculator=False)
+        neb = band_neb(frames, band, climb=True, method=self.tangent, allow_shared_calculator=False)
         if self.optimizer in ("bfgs", "fire"):
             opt = {"bfgs": BFGS, "fire": FIRE}[self.optimizer](neb, logfile=None)
         else:

@@ -24,6 +24,8 @@ class Engine:
     static_maker: Callable[..., Maker]
     neb_maker: Callable[..., Maker]  # (fmax: float, steps: int) -> Maker
     calculator: Callable[..., Any] | None = None  # local engines: () -> ASE calculator
+    # local engines that evaluate several images in one call: () -> (frames -> [results dicts])
+    band_evaluator: Callable[..., Any] | None = None
     programs: tuple[str, ...] = ()  # executables the engine needs at run time
     python_modules: tuple[str, ...] = ()
     install_hint: str = ""

@@ -37,8 +37,9 @@ def potentials() -> tuple[str, ...]:
     return MODELS
 
 
-def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion):
-    """The potential ``ml_model`` + D3 with the functional it was trained on (torch threads set)."""
+def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion, stress: bool = True):
+    """The potential ``ml_model`` + D3 with the functional it was trained on (torch threads set);
+    ``stress=False`` for runs at fixed cell, which then never pay for it."""
     import torch
 
     from ncmflow.inputs.mlip import ml_calculator
@@ -48,7 +49,18 @@ def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersio
     # CHGNet converts a grad-tracking tensor on every call; harmless, and it floods the terminal
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
     torch.set_num_threads(torch_threads())
-    return ml_calculator(PAPER.with_changes(ml_model=ml_model, dispersion=dispersion))
+    return ml_calculator(PAPER.with_changes(ml_model=ml_model, dispersion=dispersion), stress=stress)
+
+
+def band_evaluator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion):
+    """All moving images of a NEB step in one batched model call (see ``ml_band_evaluator``)."""
+    import torch
+
+    from ncmflow.inputs.mlip import ml_band_evaluator
+
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+    torch.set_num_threads(torch_threads())
+    return ml_band_evaluator(PAPER.with_changes(ml_model=ml_model, dispersion=dispersion))
 
 
 @dataclass
@@ -60,7 +72,7 @@ class MlipRelaxMaker(AseRelaxMaker):
     dispersion: str = PAPER.dispersion
 
     def _get_calculator(self):
-        return calculator(self.ml_model, self.dispersion)
+        return calculator(self.ml_model, self.dispersion, stress=self.relax_cell)
 
 
 @dataclass
@@ -70,6 +82,9 @@ class MlipStaticMaker(MlipRelaxMaker):
     name: str = "mlip static"
     relax_cell: bool = False
     steps: int = 1
+
+    def _get_calculator(self):
+        return calculator(self.ml_model, self.dispersion)  # a single point reports its stress
 
 
 def relax_maker(
@@ -92,6 +107,7 @@ ENGINE = Engine(
     static_maker=MlipStaticMaker,
     neb_maker=neb_maker,
     calculator=calculator,
+    band_evaluator=band_evaluator,
     python_modules=("chgnet", "dftd3"),
     install_hint="pip install 'ncmflow[mlip]' (after pip install torch==2.13.0)",
 )
