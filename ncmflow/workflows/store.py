@@ -31,13 +31,13 @@ def embedded_store(folder: Path) -> JobStore:
     from jobflow import JobStore
     from maggma.stores import MontyStore
 
+    from ncmflow.workflows.blobstore import KeyedMontyStore
+
     folder = embedded_folder(folder)
-
-    def monty(name: str) -> MontyStore:
-        return MontyStore(name, database_path=str(folder.resolve()), database_name=DATABASE,
-                          storage="sqlite", key="uuid" if name == OUTPUTS else "blob_uuid")
-
-    return JobStore(monty(OUTPUTS), additional_stores={"data": monty(f"{OUTPUTS}_data")})
+    common = {"database_path": str(folder.resolve()), "database_name": DATABASE, "storage": "sqlite"}
+    # blobs (trajectories, NEB images and forces) are read and written by key in one row
+    data = KeyedMontyStore(f"{OUTPUTS}_data", key="blob_uuid", **common)
+    return JobStore(MontyStore(OUTPUTS, key="uuid", **common), additional_stores={"data": data})
 
 
 def embedded_folder(folder: str | Path) -> Path:
