@@ -223,6 +223,8 @@ def study(
     electronic: Annotated[
         bool, typer.Option(help="The Ni–N electronic study instead (GPAW LCAO): PDOS, COHP, Δρ.")
     ] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Jobs run at once, each in a process "
+                   "\\[default: the idle cores with a store folder, else 1].")] = None,
 ) -> None:
     """Run the Ni-migration barrier study and write the report.
 
@@ -261,7 +263,7 @@ def study(
 
     rows = tuple(row_label(m, k, p) for p in config.potentials for m in config.models
                  for k in range(config.site_count(m)))
-    display = _run_saved(flow, job_store, store, config.key, (*rows, "compare"))
+    display = _run_saved(flow, job_store, store, config.key, (*rows, "compare"), workers)
     files = write_report(job_store, out, study=config.key)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():
@@ -292,9 +294,11 @@ def _study_config(engine: str, quick: bool, models: str, hop: str, sites: int | 
                               sites=sites, ml_models=potentials)
 
 
-def _run_saved(flow: Any, job_store: Any, store: str | None, key: str, rows: tuple[str, ...]) -> Any:
+def _run_saved(flow: Any, job_store: Any, store: str | None, key: str, rows: tuple[str, ...],
+               workers: int | None = None) -> Any:
     """Run a saved flow under the live display; a failed job is a UserError, results are kept."""
     from ncmflow.workflows.live import StudyDisplay
+    from ncmflow.workflows.parallel import default_workers
     from ncmflow.workflows.runner import JobFailed, run_flow
 
     workdir = (
@@ -304,7 +308,7 @@ def _run_saved(flow: Any, job_store: Any, store: str | None, key: str, rows: tup
     )
     try:
         with StudyDisplay(console, rows) as display:
-            status = run_flow(flow, job_store, workdir)
+            status = run_flow(flow, job_store, workdir, workers=workers or default_workers(store))
     except JobFailed as exc:
         raise UserError(f"{exc}; finished jobs are kept, rerun to resume") from None
     ran = sum(v == "ran" for v in status.values())
@@ -325,7 +329,7 @@ def _electronic_study(store: str | None, out: Path) -> None:
     config = ElectronicConfig()
     job_store = get_store(store)
     flow = saved_flow(job_store, config.key, lambda: electronic_flow(config))
-    display = _run_saved(flow, job_store, store, config.key, ("electronic",))
+    display = _run_saved(flow, job_store, store, config.key, ("electronic",), workers=1)  # GPAW's BLAS
     files = write_electronic_report(load_electronic(job_store, config.key), out)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobflow import Flow, JobStore
+from jobflow import Flow, Job, JobStore
 from monty.json import MontyDecoder, jsanitize
 
 from ncmflow.workflows import progress
@@ -37,8 +37,13 @@ def saved_flow(store: JobStore, key: str, build: Callable[[], Flow]) -> Flow:
     return flow
 
 
-def finished(store: JobStore, uuids: list[str]) -> set[str]:
-    return {d["uuid"] for d in store.query({"uuid": {"$in": uuids}}, properties=["uuid"])}
+def finished(store: JobStore, jobs: list[Job]) -> set[tuple[str, int]]:
+    """(uuid, index) of the jobs the store holds: a replacement's last job shares the uuid of the
+    job it replaces, one index further, and is not done just because that job is."""
+    stored: dict[str, int] = {}
+    for d in store.query({"uuid": {"$in": [j.uuid for j in jobs]}}, properties=["uuid", "index"]):
+        stored[d["uuid"]] = max(stored.get(d["uuid"], 0), d.get("index", 1))
+    return {(j.uuid, j.index) for j in jobs if stored.get(j.uuid, 0) >= j.index}
 
 
 @contextlib.contextmanager
@@ -52,20 +57,34 @@ def _inside(folder: Path):
         os.chdir(here)
 
 
-def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None = None) -> dict[str, str]:
+def job_meta(job) -> dict[str, str | None]:
+    """The progress fields of a job: its display row and stage."""
+    m = job.metadata
+    stage = " ".join(filter(None, (m.get("stage", job.name), m.get("part"), m.get("path"))))
+    return {"model": progress.row_label(m.get("model"), m.get("site"), m.get("potential")), "stage": stage}
+
+
+def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None = None,
+             workers: int | None = None) -> dict[str, str]:
     """Run the flow's jobs in order; return {uuid: "reused" | "ran"}.
 
     ``only`` restricts the run to some job uuids (a batch job on a cluster runs its stage).
+    ``workers`` > 1 runs jobs whose inputs are ready at once in that many processes (see
+    ``ncmflow.workflows.parallel``) when the store can be opened from another process; a store
+    only in memory, or ``workers`` None or 1, runs them one after another here.
     """
+    if workers is not None and workers > 1:
+        from ncmflow.workflows.parallel import reopenable, run_parallel
+
+        spec = reopenable(store)
+        if spec is not None:
+            return run_parallel(flow, store, workdir, workers, spec, only=only)
     jobs = [j for j, _ in flow.iterflow() if only is None or j.uuid in only]
-    done = finished(store, [j.uuid for j in jobs])
+    done = finished(store, jobs)
     status = {}
     for job in jobs:
-        m = job.metadata
-        stage = " ".join(filter(None, (m.get("stage", job.name), m.get("part"), m.get("path"))))
-        row = progress.row_label(m.get("model"), m.get("site"), m.get("potential"))
-        meta = {"model": row, "stage": stage}
-        if job.uuid in done:
+        meta = job_meta(job)
+        if (job.uuid, job.index) in done:
             status[job.uuid] = "reused"
             progress.report(**meta, event="reused")
             continue

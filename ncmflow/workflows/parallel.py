@@ -1,0 +1,282 @@
+"""Run a flow's independent jobs at once, each in a worker process of its own.
+
+A job starts as soon as every job it references has finished (in this run, or earlier: it is in
+the store) — the study's end-point relaxations, then its NEB paths, run ``workers`` at a time.
+Workers are *spawned*, never forked (torch's thread pools do not survive a fork), and each sets
+``NCMFLOW_TORCH_THREADS`` to its share of the idle cores before anything imports torch: on two
+cores, two one-thread processes compute ~1.36× more than one two-thread process.
+
+Each worker reopens the parent's store from its ``as_dict()`` (a store only in memory cannot be
+shared: those flows run in order, in this process) and runs ``job.run(store)``, which writes the
+output itself; writes to an embedded montydb store take a file lock, so two processes never
+commit at once. What a job reports (NEB steps) goes back over a queue to the parent, whose main
+thread hands it to the listeners (the live display, not thread-safe) between two looks at the
+workers, together with the job started/done/reused events it reports itself as the sequential
+runner does. A failed job stops new ones from starting; those running finish and are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import queue
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ncmflow import idle_cores
+from ncmflow.workflows import progress
+from ncmflow.workflows.store import CONNECT_LOCK, embedded_location, file_lock
+
+if TYPE_CHECKING:
+    from jobflow import Flow, Job, JobStore
+
+WRITE_LOCK = ".write.lock"
+POLL = 0.2  # s between two looks at the workers' progress events
+
+
+def default_workers(location: str | Path | None) -> int:
+    """Workers for `ncmflow study`: the idle cores with an embedded (montydb folder) store, else 1."""
+    return idle_cores() if embedded_location(location) is not None else 1
+
+
+def _stores(store: JobStore) -> list[Any]:
+    return [store.docs_store, *store.additional_stores.values()]
+
+
+def reopenable(store: JobStore) -> dict | None:
+    """A picklable spec that opens this very store in another process, or None (in memory only)."""
+    from maggma.stores import MemoryStore, MontyStore
+
+    for s in _stores(store):
+        if isinstance(s, MontyStore):  # a MemoryStore subclass: in memory only if said so
+            if s.database_path in (None, ":memory:") or s.storage == "memory":
+                return None
+        elif isinstance(s, MemoryStore):
+            return None
+    from monty.json import jsanitize
+
+    return jsanitize(store.as_dict(), strict=True, allow_bson=True)
+
+
+def _folder(store: JobStore) -> Path | None:
+    """The folder of an embedded montydb store on disk, else None."""
+    path = getattr(store.docs_store, "database_path", None)
+    return None if path in (None, ":memory:") else Path(path)
+
+
+def open_store(spec: dict) -> JobStore:
+    """The store ``reopenable`` described, connected (under the connect lock for montydb: maggma
+    rewrites montydb's config file on every connect, see ``store.get_store``); writes to an
+    embedded store are serialised between processes by a file lock."""
+    from jobflow import JobStore
+
+    store = JobStore.from_dict(spec)
+    folder = _folder(store)
+    if folder is None:
+        store.connect()
+        return store
+    with file_lock(folder / CONNECT_LOCK):
+        store.connect()
+    update = store.update
+
+    @functools.wraps(update)
+    def locked_update(*args: Any, **kwargs: Any) -> Any:
+        with file_lock(folder / WRITE_LOCK):
+            return update(*args, **kwargs)
+
+    store.update = locked_update
+    return store
+
+
+# --- in the worker processes --------------------------------------------------------------------
+
+_store: JobStore | None = None
+_listening: list[Any] = []
+
+
+def _start_worker(spec: dict, threads: int, events: Any) -> None:
+    """Each worker once: torch's threads (before torch is imported), its store, its reporting."""
+    global _store
+    os.environ.setdefault("NCMFLOW_TORCH_THREADS", str(threads))  # a value the user set wins
+    _store = open_store(spec)
+    if events is not None:  # for the life of the process (kept: collected, it would stop listening)
+        _listening.append(progress.listening(events.put))
+        _listening[-1].__enter__()
+
+
+def _run_job(job_dict: dict, folder: str) -> dict[str, Any]:
+    """Run one job; its outcome as plain data (exceptions of any kind may not pickle)."""
+    from jobflow import Job
+    from monty.json import jsanitize
+
+    from ncmflow.workflows.runner import _inside
+
+    try:
+        job = Job.from_dict(job_dict)
+        with _inside(Path(folder)):
+            response = job.run(store=_store)
+        replace = response.replace
+        return {"replace": None if replace is None else jsanitize(replace.as_dict(), strict=True,
+                                                                   allow_bson=True)}
+    except Exception as exc:  # noqa: BLE001 — reported to the parent as the sequential runner does
+        return {"error": _first_line(exc), "traceback": traceback.format_exc()}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+# --- in the parent ------------------------------------------------------------------------------
+
+
+class WorkerTraceback(RuntimeError):
+    """The traceback of a job that failed in a worker process (the cause of ``JobFailed``)."""
+
+
+@dataclass(eq=False)
+class _Task:
+    job: Job
+    parent: _Task | None = None  # the job this one is part of the replacement of
+    waiting: int = 0  # its replacement's jobs not finished yet
+
+
+class _Scheduler:
+    def __init__(self, store: JobStore, workdir: Path, workers: int, spec: dict) -> None:
+        self.store, self.workdir, self.workers, self.spec = store, Path(workdir).resolve(), workers, spec
+        self.status: dict[str, str] = {}
+        self.ours: set[str] = set()  # uuids of the flow's jobs (references to others are not waited on)
+        self.complete: set[str] = set()  # finished, replacements included, or found in the store
+        self.held: set[str] = set()  # ran, but their replacement has not finished
+        self.pending: list[_Task] = []
+        self.running: dict[Future, _Task] = {}
+
+    def add(self, jobs: list[Job], parent: _Task | None = None) -> None:
+        from ncmflow.workflows.runner import finished
+
+        done = finished(self.store, jobs)
+        for job in jobs:
+            self.ours.add(job.uuid)
+            if (job.uuid, job.index) in done:
+                if parent is None:
+                    self.status[job.uuid] = "reused"
+                if job.uuid not in self.held:
+                    self.complete.add(job.uuid)
+                progress.report(**_meta(job), event="reused")
+            else:
+                self.pending.append(_Task(job, parent))
+                if parent is not None:
+                    parent.waiting += 1
+
+    def ready(self, task: _Task) -> bool:
+        return all(r.uuid not in self.ours or r.uuid in self.complete for r in task.job.input_references)
+
+    def finish(self, task: _Task) -> None:
+        self.held.discard(task.job.uuid)
+        self.complete.add(task.job.uuid)
+        if task.parent is None:
+            self.status[task.job.uuid] = "ran"
+        progress.report(**_meta(task.job), event="done")
+        if task.parent is not None:
+            task.parent.waiting -= 1
+            if task.parent.waiting == 0:
+                self.finish(task.parent)
+
+    def run(self) -> dict[str, str]:
+        if not self.pending:
+            return self.status
+        from ncmflow.workflows.runner import JobFailed
+
+        context = multiprocessing.get_context("spawn")
+        self.workers = min(self.workers, len(self.pending))  # no idle processes
+        threads = max(1, idle_cores() // self.workers)
+        with context.Manager() as manager:
+            events = manager.Queue()
+            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                       initargs=(self.spec, threads, events))
+            failure: JobFailed | None = None
+            try:
+                while (self.pending and failure is None) or self.running:
+                    if failure is None:
+                        self._submit(pool)
+                    done, _ = wait(self.running, timeout=POLL, return_when=FIRST_COMPLETED)
+                    _drain(events)  # a job's own events before its "done"
+                    for future in done:
+                        failed = self._collect(future, self.running.pop(future))
+                        failure = failure or failed  # siblings already running may finish
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+                _drain(events)
+        if failure is not None:
+            raise failure
+        return self.status
+
+    def _submit(self, pool: ProcessPoolExecutor) -> None:
+        from monty.json import jsanitize
+
+        while self.pending and len(self.running) < self.workers:
+            task = next((t for t in self.pending if self.ready(t)), None)
+            if task is None:
+                if self.running:
+                    return
+                task = self.pending[0]  # nothing runs and nothing is ready: take the flow's order
+            self.pending.remove(task)
+            progress.report(**_meta(task.job), event="start")
+            folder = self.workdir / "runs" / task.job.uuid
+            job_dict = jsanitize(task.job.as_dict(), strict=True, allow_bson=True)
+            self.running[pool.submit(_run_job, job_dict, str(folder))] = task
+
+    def _collect(self, future: Future, task: _Task) -> Exception | None:
+        from jobflow import Flow
+        from monty.json import MontyDecoder
+
+        from ncmflow.workflows.runner import JobFailed
+
+        name = task.job.name
+        try:
+            outcome = future.result()
+        except BrokenProcessPool as exc:
+            return JobFailed(f"job '{name}' failed: its worker process died ({_first_line(exc)})")
+        except Exception as exc:  # noqa: BLE001 — e.g. a result that did not pickle
+            return JobFailed(f"job '{name}' failed: {_first_line(exc)}")
+        if "error" in outcome:
+            failed = JobFailed(f"job '{name}' failed: {outcome['error']}")
+            failed.__cause__ = WorkerTraceback(outcome["traceback"])
+            return failed
+        if outcome["replace"] is None:
+            self.finish(task)
+            return None
+        replacement = MontyDecoder().process_decoded(outcome["replace"])
+        replacement = replacement if isinstance(replacement, Flow) else Flow(replacement)
+        self.held.add(task.job.uuid)
+        self.add([j for j, _ in replacement.iterflow()], parent=task)
+        if task.waiting == 0:
+            self.finish(task)
+        return None
+
+
+def _meta(job: Job) -> dict[str, Any]:
+    from ncmflow.workflows.runner import job_meta
+
+    return job_meta(job)
+
+
+def _drain(events: Any) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except (queue.Empty, EOFError, OSError):
+            return
+        progress.report(**event)
+
+
+def run_parallel(flow: Flow, store: JobStore, workdir: Path, workers: int, spec: dict,
+                 only: set[str] | None = None) -> dict[str, str]:
+    """``run_flow`` with ``workers`` processes; the store must be ``reopenable`` (``spec``)."""
+    scheduler = _Scheduler(store, workdir, workers, spec)
+    scheduler.add([j for j, _ in flow.iterflow() if only is None or j.uuid in only])
+    return scheduler.run()
