@@ -1,11 +1,40 @@
 """ncmflow: the cPAN@NCM811 Ni-migration DFT study as reproducible workflows."""
 
 import os
+import time
 
 __version__ = "0.1.0"
 
 
-def idle_cores() -> int:
+def idle_cores(sample: float = 0.0) -> int:
     """Cores not busy right now (≥ 1): thread pools that spin-wait (torch, OpenBLAS) must not
-    take more, or they slow down many-fold next to another busy process."""
-    return max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
+    take more, or they slow down many-fold next to another busy process.
+
+    By default from the 1-minute load average (free to read). It lags: a study started just
+    after a busy minute (``pip install``, a benchmark) saw one idle core of two and ran on one
+    for its whole length. ``sample`` seconds of ``/proc/stat`` measure the cores busy now.
+    """
+    busy = os.getloadavg()[0]
+    if sample > 0:
+        measured = _busy_cores(sample)
+        busy = busy if measured is None else measured
+    return max(1, (os.cpu_count() or 1) - round(busy))
+
+
+def _busy_cores(seconds: float) -> float | None:
+    """Cores busy over the next ``seconds`` (all CPUs' non-idle time / wall), None off Linux."""
+
+    def ticks() -> tuple[float, float]:
+        with open("/proc/stat") as stat:
+            fields = [float(x) for x in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = ticks()
+        time.sleep(seconds)
+        total1, idle1 = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))

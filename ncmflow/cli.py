@@ -372,6 +372,8 @@ def query(
     engine: Annotated[str | None, typer.Option(help="Engine name.")] = None,
     since: Annotated[datetime | None, typer.Option(help="Finished since (ISO date).")] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    limit: Annotated[int | None, typer.Option(min=0, help="Show the newest N (0: all) "
+                                              "\\[default: 100 in the table, all with --json].")] = None,
     store: StoreOption = None,
 ) -> None:
     """List what the store holds, with uuids for `ncmflow show`.
@@ -385,6 +387,10 @@ def query(
     from ncmflow.analysis.records import query_records
 
     records = query_records(store, kind=kind, model=model, engine=engine, since=since)
+    # like `jf job list`: a table of 10^4 rows takes rich 7 s to lay out and nobody reads it
+    shown = (0 if json_lines else 100) if limit is None else limit
+    hidden = max(0, len(records) - shown) if shown else 0
+    records = records[hidden:]
     if json_lines:
         for rec in records:
             typer.echo(json.dumps(rec, sort_keys=True))
@@ -405,6 +411,9 @@ def query(
         )
     # redirected to a file there is no width to fit: keep each row on one line
     (console if console.is_terminal else Console(width=160)).print(table)
+    if hidden:
+        console.print(f"the newest {shown} of {shown + hidden} records; --limit 0 shows all, "
+                      "--kind/--model/--engine/--since narrow them")
 
 
 @app.command()

@@ -149,3 +149,18 @@ def test_two_processes_writing_to_one_embedded_store(tmp_path):
     with get_context("spawn").Pool(2) as pool:
         assert pool.map(_write_many, [(spec, 0), (spec, 1)]) == [0, 1]
     assert len(stored(get_store(tmp_path / "store"))) == 40
+
+
+def test_idle_cores_sampled_now_sees_a_busy_process():
+    """The 1-minute load average lags; a sample of /proc/stat sees a core taken right now."""
+    import os
+    import subprocess
+    import sys
+
+    from ncmflow import idle_cores
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert idle_cores(sample=0.5) <= max(1, (os.cpu_count() or 1) - 1)
+    finally:
+        busy.kill()

@@ -115,3 +115,24 @@ def test_help_and_query_import_nothing_heavy(tmp_path, args):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          check=True)
     assert "HEAVY []" in out.stdout, out.stdout[-500:] + out.stderr[-2000:]
+
+
+def test_query_table_shows_the_newest_hundred_and_says_so(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ncmflow.cli import app
+
+    store = get_store(tmp_path / "db")
+    store.docs_store.update([job(i) for i in range(130)])
+    monkeypatch.chdir(tmp_path)
+    newest = scan_records(store)[-100:]
+    out = CliRunner().invoke(app, ["query", "--store", "db"]).output
+    assert "the newest 100 of 130 records; --limit 0 shows all" in out
+    shown = [line.split()[1] for line in out.splitlines() if line.count("-") >= 4 and line.startswith("│")]
+    assert shown == [r["uuid"] for r in newest]
+    out = CliRunner().invoke(app, ["query", "--store", "db", "--limit", "0"]).output
+    assert "newest" not in out and sum(r["uuid"] in out for r in scan_records(store)) == 130
+    lines = CliRunner().invoke(app, ["query", "--json", "--store", "db"]).output.splitlines()
+    assert len(lines) == 130  # --json: everything unless --limit says otherwise
+    lines = CliRunner().invoke(app, ["query", "--json", "--limit", "5", "--store", "db"]).output.splitlines()
+    assert [json.loads(line)["uuid"] for line in lines] == [r["uuid"] for r in newest[-5:]]

@@ -41,7 +41,7 @@ POLL = 0.2  # s between two looks at the workers' progress events
 
 def default_workers(location: str | Path | None) -> int:
     """Workers for `ncmflow study`: the idle cores with an embedded (montydb folder) store, else 1."""
-    return idle_cores() if embedded_location(location) is not None else 1
+    return idle_cores(sample=0.5) if embedded_location(location) is not None else 1
 
 
 def _stores(store: JobStore) -> list[Any]:
@@ -193,7 +193,7 @@ class _Scheduler:
 
         context = multiprocessing.get_context("spawn")
         self.workers = min(self.workers, len(self.pending))  # no idle processes
-        threads = max(1, idle_cores() // self.workers)
+        threads = max(1, idle_cores(sample=0.5) // self.workers)
         with context.Manager() as manager:
             events = manager.Queue()
             pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,

@@ -29,7 +29,7 @@ def torch_threads() -> int:
     """
     if "NCMFLOW_TORCH_THREADS" in os.environ:
         return max(1, int(os.environ["NCMFLOW_TORCH_THREADS"]))
-    return idle_cores()
+    return idle_cores(sample=0.5)  # once per process: measured now, not the last minute's load
 
 
 def potentials() -> tuple[str, ...]:
