@@ -164,3 +164,15 @@ def test_idle_cores_sampled_now_sees_a_busy_process():
         assert idle_cores(sample=0.5) <= max(1, (os.cpu_count() or 1) - 1)
     finally:
         busy.kill()
+
+
+@pytest.mark.parametrize("var", ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "NCPUS"])
+def test_idle_cores_in_a_batch_job_are_its_allocation(monkeypatch, var):
+    from ncmflow import ALLOCATION, idle_cores
+
+    for name in ALLOCATION:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(var, "1")
+    assert idle_cores(sample=0.2) == 1
+    monkeypatch.setenv(var, "512")  # never more than the machine has
+    assert idle_cores() == (os.cpu_count() or 1)
