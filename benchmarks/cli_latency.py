@@ -24,6 +24,8 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from _timing import median_time
+
 NCMFLOW = [sys.executable, "-m", "ncmflow"]
 # the former `--help`: typer's markdown help, rich.markdown (markdown_it, pygments) imported
 OLD_HELP = ("import sys, rich.markdown, typer.rich_utils; from ncmflow.cli import app; "
@@ -115,12 +117,7 @@ def wall(args: list[str], runs: int, cwd: Path | None = None) -> float:
 
 
 def in_process(func, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(func, runs)
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ blob (``update(..., key="blob_uuid")``) and resolving one reference (``query`` w
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 import uuid
 
 import numpy as np
+from _timing import median_time
 
 
 def fill(store, n: int) -> list[str]:
@@ -27,15 +27,6 @@ def fill(store, n: int) -> list[str]:
     for key in keys:
         store.update([{"blob_uuid": key, "data": {"frames": frames}}], key="blob_uuid")
     return keys
-
-
-def timed(func, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -54,9 +45,9 @@ def main() -> None:
         t0 = time.perf_counter()
         keys = fill(store, args.blobs)
         filled = time.perf_counter() - t0
-        write = timed(lambda s=store: s.update([{"blob_uuid": str(uuid.uuid4()), "data": 1}],
+        write = median_time(lambda s=store: s.update([{"blob_uuid": str(uuid.uuid4()), "data": 1}],
                                                key="blob_uuid"))
-        lookup = timed(lambda s=store, k=keys: list(s.query({"blob_uuid": {"$in": k[:3]}},
+        lookup = median_time(lambda s=store, k=keys: list(s.query({"blob_uuid": {"$in": k[:3]}},
                                                            properties=["blob_uuid", "data"])))
         figures[cls.__name__] = (filled, write, lookup)
     base = figures["MontyStore"]

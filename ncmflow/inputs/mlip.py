@@ -255,10 +255,11 @@ def ml_band_evaluator(settings: DftSettings = PAPER, model: str | None = None
     if chosen.batch is None:
         raise ValueError(f"ML model {name!r} has no batched evaluation; run its images one by one")
 
+    d3 = dispersion_calculator(settings, chosen.d3_method)  # one for the band, as per image
+
     def evaluate(frames: list[Any]) -> list[dict[str, Any]]:
         results = []
         for frame, (energy, forces) in zip(frames, chosen.batch(frames), strict=True):
-            d3 = dispersion_calculator(settings, chosen.d3_method)
             if d3 is not None:
                 energy += d3.get_potential_energy(frame)
                 forces = forces + d3.get_forces(frame)
