@@ -133,7 +133,8 @@ def lattice_check(args: argparse.Namespace) -> dict:
     results["CHGNet, E fit"] = energy_grid(get_engine("mlip").calculator(), *grid, args.lattice_fmax,
                                            "CHGNet + D3")
     if not args.skip_gpaw_lattice:
-        calc = get_engine("gpaw").calculator(encut=args.encut, kpts={"size": args.kpts, "gamma": True},
+        calc = get_engine("gpaw").calculator(PAPER.with_changes(encut=args.encut),
+                                             kpts={"size": args.kpts, "gamma": True},
                                              txt="dft_checks_lattice_gpaw.txt")
         label = f"GPAW PBE + D3, PW({args.encut:g}), k {args.kpts}"
         if args.gpaw_lattice == "stress":
@@ -147,8 +148,8 @@ def ml_barrier(n_images: int, fmax: float):
     """The mlip barrier flow on the bulk hop, as benchmarks/neb_efficiency.py runs it."""
     engine = get_engine("mlip")
     flow = BarrierFlowMaker(
-        relax_maker=engine.relax_maker(fmax=0.02),
-        neb_maker=engine.neb_maker(fmax=fmax, steps=1000),
+        relax_maker=engine.relax_maker(PAPER.with_changes(fmax=0.02)),
+        neb_maker=engine.neb_maker(PAPER.with_changes(neb_fmax=fmax, neb_steps=1000)),
         n_images=n_images,
     ).make(*ni_hop_endpoints("bulk"), "bulk")
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
@@ -167,7 +168,8 @@ def dft_on_path(images: list[Structure], encut: float, mesh: tuple[int, int, int
     for i, image in enumerate(images):
         atoms = to_ase_atoms(bare(image))
         if calc is None or not reuse:  # symmetry off: images differ in symmetry, reuse moves atoms
-            calc = calculator(encut=encut, kpts={"size": mesh, "gamma": True}, symmetry="off",
+            calc = calculator(PAPER.with_changes(encut=encut), kpts={"size": mesh, "gamma": True},
+                              symmetry="off",
                               convergence={"energy": PAPER.energy_tol, "density": density,
                                            "eigenstates": 1e-6},
                               txt="dft_checks_path.txt" if reuse else f"dft_checks_image{i}.txt")

@@ -39,10 +39,10 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
 
-from ncmflow.inputs.settings import to_ase_atoms
-from ncmflow.inputs.write import neb_images
+from ncmflow.inputs.settings import PAPER, to_ase_atoms
 from ncmflow.structures import linio2
 from ncmflow.structures.migration import _vacancies_near, hop
+from ncmflow.structures.path import neb_images
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import BarrierFlowMaker, CountingCalculator
 
@@ -93,7 +93,8 @@ class ScfCounter(CountingCalculator):
 
 def dft_calc(args: argparse.Namespace, txt: str | None):
     # no symmetry: NEB images move off any symmetry an image starts with (SymmetryBrokenError)
-    return get_engine("gpaw").calculator(encut=args.encut, kpts={"size": args.kpts, "gamma": True},
+    return get_engine("gpaw").calculator(PAPER.with_changes(encut=args.encut),
+                                         kpts={"size": args.kpts, "gamma": True},
                                          symmetry="off",
                                          convergence={"energy": args.scf_energy, "density": 1e-3,
                                                       "eigenstates": 1e-6},
@@ -103,8 +104,8 @@ def dft_calc(args: argparse.Namespace, txt: str | None):
 def ml_path(start: Structure, end: Structure, args: argparse.Namespace):
     engine = get_engine("mlip")
     flow = BarrierFlowMaker(
-        relax_maker=engine.relax_maker(fmax=0.02),
-        neb_maker=engine.neb_maker(fmax=args.ml_fmax, steps=1000),
+        relax_maker=engine.relax_maker(PAPER.with_changes(fmax=0.02)),
+        neb_maker=engine.neb_maker(PAPER.with_changes(neb_fmax=args.ml_fmax, neb_steps=1000)),
         n_images=args.images,
     ).make(start, end, "small")
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})

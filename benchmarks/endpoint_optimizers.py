@@ -35,11 +35,12 @@ def optimizers() -> dict:
 def relax(structure, make_optimizer, fmax: float, steps: int = 500) -> tuple[int, float, float, bool]:
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    from ncmflow.inputs.settings import PAPER
     from ncmflow.workflows.engines.mlip import calculator
     from ncmflow.workflows.neb import CountingCalculator
 
     atoms = AseAtomsAdaptor().get_atoms(structure)
-    atoms.calc = counter = CountingCalculator(calculator(stress=False))
+    atoms.calc = counter = CountingCalculator(calculator(PAPER, stress=False))
     t0 = time.perf_counter()
     converged = bool(make_optimizer(atoms).run(fmax=fmax, steps=steps))
     return counter.calls, time.perf_counter() - t0, float(atoms.get_potential_energy()), converged

@@ -20,6 +20,7 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from ncmflow.inputs.settings import PAPER
 from ncmflow.structures import ni_hop_endpoints
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import CountingCalculator
@@ -38,7 +39,7 @@ def study_paths(config: StudyConfig, site: int, potential: str):
 def reference(start, end, potential: str, n_images: int = 5, fmax: float = 0.05) -> dict:
     calculator = get_engine("mlip").calculator
     frames = [AseAtomsAdaptor.get_atoms(s) for s in [start] * (n_images + 1) + [end]]
-    counters = [CountingCalculator(calculator(potential)) for _ in frames]
+    counters = [CountingCalculator(calculator(PAPER.with_changes(ml_model=potential))) for _ in frames]
     for frame, counter in zip(frames, counters, strict=True):
         frame.calc = counter
     neb = NEB(frames, climb=True, method="improvedtangent", allow_shared_calculator=False)

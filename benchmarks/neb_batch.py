@@ -18,12 +18,14 @@ import time
 
 import numpy as np
 
+from ncmflow.inputs.settings import PAPER
+
 
 def band(images: int):
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from ncmflow.inputs.write import neb_images
     from ncmflow.structures import ni_hop_endpoints
+    from ncmflow.structures.path import neb_images
 
     structures = neb_images(*ni_hop_endpoints("cpan", "subsurface", 0), n_images=images, method="linear")
     return [AseAtomsAdaptor().get_atoms(s) for s in structures]
@@ -35,8 +37,9 @@ def step_times(frames, ml_model: str, batch: bool, repeat: int) -> tuple[list[fl
 
     frames = [f.copy() for f in frames]
     for f in frames:
-        f.calc = CountingCalculator(calculator(ml_model))
-    neb = band_neb(frames, band_evaluator(ml_model) if batch else None, climb=True,
+        f.calc = CountingCalculator(calculator(PAPER.with_changes(ml_model=ml_model)))
+    settings = PAPER.with_changes(ml_model=ml_model)
+    neb = band_neb(frames, band_evaluator(settings) if batch else None, climb=True,
                    method="improvedtangent", allow_shared_calculator=False)
     rng = np.random.default_rng(0)
     neb.get_forces()  # warm-up: weights loaded, first graphs built

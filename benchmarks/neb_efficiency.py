@@ -21,6 +21,7 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from ncmflow.inputs.settings import PAPER
 from ncmflow.structures import ni_hop_endpoints
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import BarrierFlowMaker, CountingCalculator
@@ -29,8 +30,8 @@ from ncmflow.workflows.neb import BarrierFlowMaker, CountingCalculator
 def ncmflow_run(n_images: int, fmax: float, interpolation: str):
     engine = get_engine("mlip")
     flow = BarrierFlowMaker(
-        relax_maker=engine.relax_maker(fmax=0.02),
-        neb_maker=engine.neb_maker(fmax=fmax, steps=1000, interpolation=interpolation),
+        relax_maker=engine.relax_maker(PAPER.with_changes(fmax=0.02)),
+        neb_maker=engine.neb_maker(PAPER.with_changes(neb_fmax=fmax, neb_steps=1000)),
         n_images=n_images,
         interpolation=interpolation,
     ).make(*ni_hop_endpoints("bulk"), "bulk")

@@ -126,3 +126,40 @@ def test_sphere_charge_in_skewed_cell_across_boundary():
     grid.data = (0.5 * np.exp(-0.5 * (r / SIGMA) ** 2) / (SIGMA * np.sqrt(2 * np.pi)) ** 3
                  ).reshape(grid.data.shape)
     assert sphere_charges(grid, [0], radius=1.2)["Ni0"] == pytest.approx(0.5, rel=0.01)
+
+
+def chgcar(grid: DensityGrid, path, magnetisation: np.ndarray | None = None) -> DensityGrid:
+    """``grid`` through a real CHGCAR file (VASP's ρ·V), optionally with a magnetisation block."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.vasp import Chgcar, Poscar
+
+    structure = AseAtomsAdaptor.get_structure(grid.atoms)
+    data = {"total": grid.data * structure.volume}
+    if magnetisation is not None:
+        data["diff"] = magnetisation * structure.volume
+    Chgcar(Poscar(structure), data).write_file(path)
+    return DensityGrid.from_chgcar(path)
+
+
+def test_chgcar_difference_is_pymatgen_volumetric_arithmetic(model, tmp_path):
+    """CHGCARs: Δρ comes from pymatgen's Chgcar subtraction, every channel when all have it."""
+    complex_, slab, mol, transfer = model
+    spin = {"complex": 0.3 * slab.data, "slab": 0.2 * slab.data, "mol": 0.05 * mol.data}
+    ab, a, b = (chgcar(g, tmp_path / f"CHGCAR_{k}", spin[k])
+                for k, g in zip(spin, (complex_, slab, mol), strict=True))
+    diff = density_difference(ab, a, b)
+    assert list(diff.chgcar.data) == ["total", "diff"]
+    np.testing.assert_allclose(diff.data, transfer, atol=1e-9 * np.abs(complex_.data).max())
+    volume = complex_.atoms.get_volume()
+    np.testing.assert_allclose(diff.chgcar.data["diff"] / volume, 0.1 * slab.data - 0.05 * mol.data,
+                               atol=1e-9 * np.abs(slab.data).max())
+    charges = sphere_charges(diff, [0, 2], radius=1.1)
+    assert charges["Ni0"] == pytest.approx(-Q, rel=0.01) and charges["N2"] == pytest.approx(Q, rel=0.01)
+    back = DensityGrid.from_chgcar(diff.write(tmp_path / "CHGCAR_delta"))  # both channels written
+    np.testing.assert_allclose(back.chgcar.data["diff"], diff.chgcar.data["diff"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(back.data, diff.data, atol=1e-9 * np.abs(complex_.data).max())
+
+    closed_shell = chgcar(mol, tmp_path / "CHGCAR_mol_closed")  # cPAN without a spin channel
+    total_only = density_difference(ab, a, closed_shell)
+    assert list(total_only.chgcar.data) == ["total"]
+    np.testing.assert_allclose(total_only.data, diff.data, atol=1e-12 * np.abs(complex_.data).max())

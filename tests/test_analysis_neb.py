@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -9,8 +11,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from ncmflow.analysis.neb import (
-    BarrierProfile,
     plot_profiles,
+    profile_from_arrays,
     profile_from_images,
     profile_from_vasp_neb,
 )
@@ -55,7 +57,8 @@ def exact_max(eb: float, de: float) -> tuple[float, float]:
 
 def test_symmetric_barrier_exact():
     prof = profile_from_images(make_images(eb=1.0, de=0.0))
-    assert isinstance(prof, BarrierProfile)
+    energy, _ = analytic(1.0, 0.0)
+    np.testing.assert_allclose(prof.energies, energy(np.linspace(0, L, 7)), atol=1e-12)
     assert prof.forward_barrier == pytest.approx(1.0, abs=1e-3)
     assert prof.reverse_barrier == pytest.approx(1.0, abs=1e-3)
     assert prof.reaction_energy == pytest.approx(0.0, abs=1e-9)
@@ -73,9 +76,31 @@ def test_asymmetric_barrier_between_images():
     assert prof.reaction_energy == pytest.approx(de, abs=1e-9)
     assert prof.saddle_x == pytest.approx(x_top, abs=0.01)  # between images 3 and 4
     assert prof.saddle_x > L / 2  # an endothermic hop has a late saddle (Hammond)
-    d = prof.as_dict()
-    assert isinstance(d["spline_x"], list)
-    assert d["saddle_index"] == 3
+    d = json.loads(json.dumps(prof.as_dict()))  # plain JSON, nothing lost on the way
+    assert d["spline_x"] == prof.spline_x.tolist() and d["spline_y"] == prof.spline_y.tolist()
+    assert d["forward_barrier"] == prof.forward_barrier and d["saddle_index"] == 3
+
+
+def test_hermite_fit_through_three_images_by_hand():
+    """Images at 0, 1, 2 Å with E = 0, 1, 0.5 eV and dE/dx = 0, 0.6, 0 eV/Å (force = −slope).
+
+    On [1, 2] the cubic Hermite is h(t) = 1.6t³ − 2.7t² + 0.6t + 1; h′(t) = 4.8t² − 5.4t + 0.6
+    vanishes at t = 1/8, where h = 1 + 53/1280 = 1.0359375 eV: the saddle lies past image 1.
+    """
+    positions = [np.array([[x, 0.0, 0.0]]) for x in (0.0, 1.0, 2.0)]
+    forces = [np.array([[-slope, 0.0, 0.0]]) for slope in (0.0, 0.6, 0.0)]
+    prof = profile_from_arrays([-7.0, -6.0, -6.5], forces, positions)  # non-periodic
+    np.testing.assert_allclose(prof.path_coords, [0.0, 1.0, 2.0], atol=1e-12)
+    np.testing.assert_allclose(prof.energies, [0.0, 1.0, 0.5], atol=1e-12)
+    assert prof.forward_barrier == pytest.approx(1.0359375, abs=1e-12)
+    assert prof.saddle_x == pytest.approx(1.125, abs=1e-12)
+    assert prof.reverse_barrier == pytest.approx(0.5359375, abs=1e-12)
+    assert prof.reaction_energy == pytest.approx(0.5, abs=1e-12)
+    assert prof.saddle_index == 1
+    t = prof.spline_x[prof.spline_x <= 1.0]  # first segment: 0 → 1 eV, 3t² − 2t³ + 0.6(t³ − t²)
+    np.testing.assert_allclose(prof.spline_y[: len(t)], 2.4 * t**2 - 1.4 * t**3, atol=1e-12)
+    with pytest.raises(ValueError, match="at least 3 images"):
+        profile_from_arrays([0.0, 1.0], forces[:2], positions[:2])
 
 
 def test_path_across_periodic_boundary_is_unwrapped():

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -15,12 +19,10 @@ pytest.importorskip("gpaw", reason="GPAW not installed: apt-get install -y libxc
                     "CC=g++ pip install 'ncmflow[dft]'")
 pytest.importorskip("dftd3", reason="dftd3 not installed (D3 part of the GPAW engine)")
 
-from ncmflow.analysis.cohp import lcao_cohp
-from ncmflow.analysis.gpaw_readers import gpaw_cohp, gpaw_pdos, lcao_inputs, orbital_indices
-from ncmflow.inputs.gpaw import DftPlusD3, gpaw_calculator
+from ncmflow.inputs.gpaw import DftPlusD3, gpaw_calculator, write_gpaw
 from ncmflow.inputs.settings import PAPER, to_ase_atoms
-from ncmflow.inputs.write import write_inputs
 from ncmflow.workflows.engines import get_engine
+from ncmflow.workflows.lcao import gpaw_cohp, gpaw_pdos, lcao_cohp, lcao_inputs, orbital_indices
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -28,9 +30,9 @@ BOX = 6.0  # Å
 CHEAP = {"kpts": (1, 1, 1), "nbands": "nao", "symmetry": {"point_group": False}}
 
 
-def dimer(element: str, bond: float) -> Structure:
-    z = BOX / 2
-    return Structure(Lattice.cubic(BOX), [element] * 2,
+def dimer(element: str, bond: float, box: float = BOX) -> Structure:
+    z = box / 2
+    return Structure(Lattice.cubic(box), [element] * 2,
                      [[z, z, z - bond / 2], [z, z, z + bond / 2]], coords_are_cartesian=True)
 
 
@@ -151,17 +153,58 @@ def test_engine_and_writer(tmp_path) -> None:
     assert isinstance(engine.calculator(encut=300), DftPlusD3)
     assert engine.neb_maker().engine == "gpaw"
     assert engine.relax_maker().relax_kwargs == {"fmax": PAPER.fmax}
-    with pytest.raises(ValueError, match="stress disagrees"):
-        engine.relax_maker(relax_cell=True)  # GPAW 26.7's PW stress is wrong
     symmetry = engine.calculator(encut=300).dft.parameters.symmetry.todict()
     assert symmetry == {"point_group": False, "time_reversal": False}  # "off"
 
-    paths = write_inputs("gpaw", "relax", [bulk()], tmp_path)
+    paths = write_gpaw("static", [bulk()], tmp_path)
     assert sorted(p.name for p in paths) == ["images.extxyz", "run_gpaw.py", "settings.json"]
     run = json.loads((tmp_path / "settings.json").read_text())
-    assert run["relax_cell"] is True and run["gpaw"]["mode"] == {"name": "pw", "ecut": 520.0}
+    assert run["relax_cell"] is False and run["gpaw"]["mode"] == {"name": "pw", "ecut": 520.0}
     assert run["gpaw"]["kpts"]["gamma"] is True and len(run["gpaw"]["magmoms"]) == len(bulk())
-    compile((tmp_path / "run_gpaw.py").read_text(), "run_gpaw.py", "exec")
+
+
+def test_engine_refuses_a_cell_relaxation() -> None:
+    with pytest.raises(ValueError, match="stress disagrees"):
+        get_engine("gpaw").relax_maker(relax_cell=True)  # GPAW 26.7's PW stress is wrong
+
+
+def test_written_bulk_relaxation_never_relaxes_the_cell(tmp_path) -> None:
+    """What the engine refuses its written script must not do: a bulk relaxation is refused
+    before anything is written, a fixed-cell one is written as such."""
+    with pytest.raises(ValueError, match="plane-wave stress"):
+        write_gpaw("relax", [bulk()], tmp_path / "bulk")
+    assert not (tmp_path / "bulk").exists()
+    write_gpaw("relax", [bulk()], tmp_path / "fixed", bulk=False)
+    assert json.loads((tmp_path / "fixed" / "settings.json").read_text())["relax_cell"] is False
+    assert "FrechetCellFilter" not in (tmp_path / "fixed" / "run_gpaw.py").read_text()
+
+
+# H2 in a 10 Å box (> 8 Å of vacuum: a fixed-cell job, non-periodic along c, like a slab)
+CHEAP_RUN = PAPER.with_changes(encut=300.0, spin_polarized=False, kpoint_spacing=0.5, relax_steps=30)
+
+
+def test_written_run_script_relaxes_h2(tmp_path) -> None:
+    """run_gpaw.py as a user runs it (``python run_gpaw.py`` in its folder), ~5 s: PBE-D3, 300 eV,
+    Γ only. Its H2 bond must come out at PBE's 0.750 Å (this cheap box and cutoff converge to
+    0.755 Å, measured once with GPAW 26.7.0), its energy at the −6.592 eV measured then."""
+    write_gpaw("relax", [dimer("H", 0.80, box=10.0)], tmp_path, CHEAP_RUN)
+    assert json.loads((tmp_path / "settings.json").read_text())["relax_cell"] is False
+    result = subprocess.run([sys.executable, "run_gpaw.py"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = float(re.search(r"energy \(eV\): (\S+)", result.stdout).group(1))
+    from ase.io import read
+
+    final, steps = read(tmp_path / "final.extxyz"), read(tmp_path / "relax.traj", ":")
+    assert final.get_distance(0, 1) == pytest.approx(0.750, abs=0.01)
+    assert np.abs(final.get_forces()).max() < CHEAP_RUN.fmax  # stopped at the written criterion
+    assert final.get_potential_energy() == pytest.approx(printed, abs=1e-8)
+    assert steps[-1].get_potential_energy() == pytest.approx(printed, abs=1e-8)
+    assert steps[0].get_potential_energy() > printed + 0.02  # downhill from the 0.80 Å start
+    assert printed == pytest.approx(-6.592, abs=0.01)
+    # and the same number from this process's calculator: the script used the written settings
+    final.calc = gpaw_calculator(final, CHEAP_RUN, txt=tmp_path / "check.txt")
+    assert final.get_potential_energy() == pytest.approx(printed, abs=1e-4)
 
 
 def test_electronic_structure_job(tmp_path, monkeypatch) -> None:
@@ -204,12 +247,12 @@ def test_n2_relax_resumes_after_a_kill_and_reaches_the_bond_length(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     engine, start = get_engine("gpaw"), dimer("N", 1.20)
     cheap = {"kpts": (1, 1, 1)}
-    killed = engine.relax_maker(fmax=0.02, steps=2, gpaw_kwargs=cheap).run_ase(start)
+    killed = engine.relax_maker(PAPER.with_changes(relax_steps=2), gpaw_kwargs=cheap).run_ase(start)
     assert not killed.converged
     stopped_at = killed.final_mol_or_struct.get_distance(0, 1)
     assert abs(stopped_at - 1.20) > 0.02
 
-    resumed = engine.relax_maker(fmax=0.02, gpaw_kwargs=cheap).run_ase(start)
+    resumed = engine.relax_maker(PAPER, gpaw_kwargs=cheap).run_ase(start)  # fmax 0.02 eV/Å
     assert resumed.converged
     # a fresh run would record the 1.20 Å start first; the resumed one goes on downhill from
     # where the killed one stopped (ASE does not record the restart point again)
@@ -222,6 +265,7 @@ def test_n2_relax_resumes_after_a_kill_and_reaches_the_bond_length(tmp_path, mon
     assert len(read(RELAX_STEPS, index=":")) >= 3  # both runs' steps, in one file
 
 
+@pytest.mark.slow  # three spin-polarized PW runs of LiNiO2: 110 s on this 2-core machine
 def test_pw_forces_are_energy_derivatives_in_a_crystal(tmp_path) -> None:
     """The check that would have caught GPAW 26.7's wrong LCAO forces on LiNiO2 (platform notes):
     in primitive LiNiO2 with one O pushed off its site, the PW force on that O equals −dE/dz."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from ncmflow.cli import app
 from ncmflow.workflows.hpc_config import check_label, check_scheduler, load_config, mask
+from ncmflow.workflows.submit import render_script, stage_command
 
 HOSTILE = 'x"; touch /tmp/pwned; "'
 
@@ -61,6 +64,8 @@ def test_valid_config_loads(tmp_path: Path) -> None:
     (f"workers: {{a: {{scheduler: slurm, work_dir: /x, resources: {{partition: '{HOSTILE}'}}}}}}",
      "partition"),
     (f"workers: {{a: {{scheduler: slurm, work_dir: /x, environment: {{'{HOSTILE}': v}}}}}}", "environment"),
+    (f"workers: {{a: {{scheduler: slurm, work_dir: /x, modules: ['{HOSTILE}']}}}}", "workers.a.modules.0"),
+    (f"workers: {{a: {{scheduler: pbs, work_dir: /x, resources: {{account: '{HOSTILE}'}}}}}}", "account"),
 ])
 def test_malformed_config_is_one_line_naming_the_field(tmp_path: Path, body: str, expected: str) -> None:
     with pytest.raises(ValueError, match="config") as info:
@@ -131,5 +136,46 @@ def test_cli_bad_input_is_one_line_and_submits_nothing(tmp_path: Path) -> None:
     broken = write_config(tmp_path, "workers: {a: [")
     result = runner.invoke(app, ["submit", "study", "--config", str(broken), "--worker", "a"])
     assert result.exit_code == 2 and "not valid YAML" in result.output
-    assert not any(work.iterdir()) and not Path("/tmp/pwned").exists()
     assert os.listdir(work) == []
+
+
+# Shell in every config value that reaches the script body unvalidated (work_dir, environment
+# values, python); no "/" so each `touch` would make a file named exactly PWNED in the cwd.
+INERT = "x\"; touch PWNED; \"$(touch PWNED)`touch PWNED`'; touch PWNED; '"
+FAKE_PYTHON = '#!/bin/bash\nprintf "%s\\0" "$LABEL" "$PWD" "$@" > "$RECORD"\n'
+
+
+def test_hostile_config_values_are_inert_in_the_rendered_script(tmp_path: Path) -> None:
+    """Load a config whose values carry shell, render the real batch script, run it with bash.
+
+    Fails if render_script stopped quoting (the `touch` runs, or the values arrive mangled).
+    The #SBATCH header is comments to bash; sbatch/qsub/srun/module are stubs that fail, so
+    the script runs here as a scheduler would start it, with no scheduler present.
+    """
+    python = tmp_path / f"bin {INERT}" / "python"
+    python.parent.mkdir()
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("sbatch", "qsub", "srun", "module"):
+        (stubs / name).write_text("#!/bin/sh\nexit 97\n")
+        (stubs / name).chmod(0o755)
+    record = tmp_path / "record.bin"
+    worker = {"scheduler": "slurm", "work_dir": f"{tmp_path}/work {INERT}", "python": str(python),
+              "resources": {"partition": "debug"}, "environment": {"LABEL": INERT, "RECORD": str(record)}}
+    config = load_config(write_config(tmp_path, yaml.safe_dump({"workers": {"w": worker}})))
+    w = config.worker("w")
+    assert w.environment["LABEL"] == INERT  # loaded verbatim: these fields are quoted, not refused
+    folder = w.work_dir / "sub"
+    folder.mkdir(parents=True)
+    script = render_script(w, folder, "ncm-bulk", stage_command(w, folder, "bulk"), ["101"])
+    assert "#SBATCH --dependency=afterok:101" in script.splitlines()
+    (tmp_path / "job.sh").write_text(script)
+    env = {"PATH": f"{stubs}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    result = subprocess.run(["bash", "job.sh"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert [p for p in tmp_path.rglob("*") if p.name == "PWNED"] == []
+    assert result.returncode == 0, result.stderr
+    label, cwd, *args = record.read_bytes().decode().split("\0")[:-1]
+    assert label == INERT and Path(cwd) == folder  # the values arrived intact
+    assert args == ["-m", "ncmflow", "run-jobs", "--submission", str(folder), "--stage", "bulk"]

@@ -152,6 +152,7 @@ def test_scancel_then_retry_loses_nothing(tmp_path: Path) -> None:
 
 
 # A NEB long enough (tight fmax, one torch thread) that the shortened limit always lands inside it
+LONG_NEB_BARRIER = 2.099  # eV, measured: see test_time_limit_is_detected_and_the_neb_resumes
 LONG_NEB = StudyConfig.create("mlip", quick=True, models=("bulk",), neb_fmax=0.02, neb_steps=1000, n_images=5,
                               sites=1, confirm=False)
 
@@ -171,8 +172,12 @@ def test_time_limit_is_detected_and_the_neb_resumes(tmp_path: Path, local_run) -
     wait(folder, all_completed)
     resumed, reference = neb_doc(folder, str(tmp_path / "store")), local_run[1]["A"]
     assert resumed["converged"] and resumed["resumed"]
-    # same hop at fmax 0.02: CHGNet has two saddles for it, 2.10 and 2.33 eV (README, benchmark)
-    assert 1.9 < resumed["forward_barrier"] < reference["forward_barrier"] + 0.1
+    # LONG_NEB run once uninterrupted in one process (run_flow, 1 torch thread, 2026-12-02):
+    # converged at 2.099 eV after 1110 force calls, the lower of CHGNet's two saddles for this
+    # hop (2.10 / 2.33 eV, README). A resumed band restarts its optimizer, so it takes another
+    # path to the same saddle: ± 0.05 eV, the resolution of a single CI-NEB here (README)
+    assert resumed["forward_barrier"] == pytest.approx(LONG_NEB_BARRIER, abs=0.05)
+    assert reference["forward_barrier"] == pytest.approx(2.353, abs=0.01)  # quick path A, same day
 
 
 def test_two_flows_at_once(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from ase.io import read
 from ncmflow.inputs import mlip
 from ncmflow.inputs.mlip import MODELS, POTENTIALS, dispersion_calculator, ml_calculator
 from ncmflow.inputs.settings import PAPER, to_ase_atoms
-from ncmflow.inputs.write import write_inputs
 from ncmflow.structures.bulk import linio2
+from ncmflow.workflows.engines import write_inputs
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -275,17 +275,19 @@ def test_engine_passes_the_model_on() -> None:
 
     engine = get_engine("mlip")
     assert potentials() == MODELS
-    neb = neb_maker(ml_model="chgnet-r2scan", optimizer="fire")
+    neb = neb_maker(PAPER.with_changes(ml_model="chgnet-r2scan"), optimizer="fire")
     assert isinstance(neb, CiNebMaker)
-    assert (neb.engine, neb.fmax, neb.steps, neb.optimizer, neb.engine_options) == (
-        "mlip", 0.05, 400, "fire", {"ml_model": "chgnet-r2scan"})
-    assert engine.neb_maker().engine_options == {"ml_model": "chgnet"}
-    relax = engine.relax_maker(relax_cell=True, fmax=0.03, ml_model="sevennet")
-    assert (relax.ml_model, relax.relax_cell, relax.relax_kwargs) == ("sevennet", True, {"fmax": 0.03})
-    assert relax_maker().ml_model == "chgnet"
-    for make in (neb_maker, relax_maker, engine.calculator):
+    assert (neb.engine, neb.fmax, neb.settings.neb_steps, neb.optimizer, neb.settings.ml_model) == (
+        "mlip", 0.05, 400, "fire", "chgnet-r2scan")
+    assert engine.neb_maker().settings.ml_model == "chgnet"
+    relax = engine.relax_maker(PAPER.with_changes(fmax=0.03, ml_model="sevennet"), relax_cell=True)
+    assert (relax.settings.ml_model, relax.relax_cell) == ("sevennet", True)
+    assert relax.relax_kwargs == {"fmax": 0.03}
+    assert relax_maker().settings.ml_model == "chgnet"
+    mace = PAPER.with_changes(ml_model="mace")
+    for make in (neb_maker, relax_maker, engine.static_maker, engine.calculator):
         with pytest.raises(ValueError, match="unknown ML model 'mace'"):
-            make(ml_model="mace")
+            make(mace)
 
 
 def test_written_neb_inputs(tmp_path: Path) -> None:
@@ -301,7 +303,8 @@ def test_written_neb_inputs(tmp_path: Path) -> None:
     assert not np.allclose(frames[2].positions[ni], frames[0].positions[ni])
     run = json.loads((tmp_path / "settings.json").read_text())
     assert run["job"] == "neb" and run["climbing_image"] is True
-    assert (run["calculator"], run["dispersion"], run["fmax"]) == ("chgnet", "d3bj", 0.02)
+    # a NEB stops at the NEB criterion, not the relaxation's
+    assert (run["calculator"], run["dispersion"], run["fmax"], run["steps"]) == ("chgnet", "d3bj", 0.05, 400)
     assert run["d3_method"] == "pbe"
     assert run["settings"]["encut"] == 520.0
 

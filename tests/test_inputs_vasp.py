@@ -12,7 +12,7 @@ from pymatgen.io.vasp import Incar, Kpoints, Poscar
 
 from ncmflow.inputs.settings import PAPER, kpoint_mesh
 from ncmflow.inputs.vasp import input_set_generator, lobster_nbands
-from ncmflow.inputs.write import write_inputs
+from ncmflow.workflows.engines import write_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -9,8 +9,9 @@ from maggma.stores import MemoryStore
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ncmflow.inputs.mlip import ml_band_evaluator, ml_calculator
-from ncmflow.inputs.write import neb_images
+from ncmflow.inputs.settings import PAPER
 from ncmflow.structures import ni_hop_endpoints
+from ncmflow.structures.path import neb_images
 from ncmflow.workflows.neb import CiNebMaker
 
 
@@ -43,7 +44,8 @@ def test_batched_neb_runs_the_same_path_as_one_by_one(tmp_path):
     images = neb_images(*ni_hop_endpoints("bulk"), n_images=3, method="idpp")
     docs = []
     for batch in (False, True):
-        job = CiNebMaker(steps=4, fmax=0.01, batch=batch).make(images, "bulk")
+        maker = CiNebMaker(settings=PAPER.with_changes(neb_steps=4, neb_fmax=0.01), batch=batch)
+        job = maker.make(images, "bulk")
         store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
         responses = run_locally(job, store=store, root_dir=tmp_path / str(batch), log=False)
         docs.append(responses[job.uuid][1].output)

@@ -75,6 +75,13 @@ def test_compare_regenerates_identical_tables(study_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     for name in ("barriers.csv", "barriers.md"):
         assert (study_dir["dir"] / "again" / name).read_bytes() == study_dir["reports"][name]
+    listed = runner.invoke(app, ["query", "--json", "--kind", "neb", "--store", "ncmflow_data"]).output
+    key = json.loads(listed.splitlines()[0])["study"]
+    one = runner.invoke(app, ["compare", "--store", "ncmflow_data", "--study", key, "-o", "one"])
+    assert one.exit_code == 0, one.output
+    assert (study_dir["dir"] / "one" / "barriers.csv").read_bytes() == study_dir["reports"]["barriers.csv"]
+    other = runner.invoke(app, ["compare", "--store", "ncmflow_data", "--study", "study-000000000000"])
+    assert other.exit_code == 2 and "holds no NEB results matching study=study-000000000000" in other.output
     assert "+0.53" in (study_dir["dir"] / "again" / "barriers.md").read_text()
 
 

@@ -7,6 +7,7 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 from monty.json import MontyDecoder, jsanitize
 
+from ncmflow.inputs.settings import PAPER
 from ncmflow.structures import ni_hop_endpoints
 from ncmflow.workflows.engines import engine_names, get_engine
 from ncmflow.workflows.engines.castep import parse_ts_barriers
@@ -61,11 +62,12 @@ def test_study_flow_runs_every_site_and_potential_and_shares_equal_relaxations()
     # bulk sites 0 and 2 come from the same Li ordering: their start is relaxed once per potential
     assert len(relax) == 2 * (2 * 3 * 2 - 1)
     makers = {j.metadata["potential"]: j.function_args for j in nebs if j.metadata["path"] == "A"}
-    assert {p: j.maker.engine_options["ml_model"] for p, j in
+    assert {p: j.maker.settings.ml_model for p, j in
             ((j.metadata["potential"], j) for j in nebs)} == {"chgnet": "chgnet", "sevennet": "sevennet"}
     assert makers  # both potentials have a path A
     path_b = next(j for j in nebs if j.metadata["path"] == "B")
-    assert path_b.maker.optimizer == config.confirm_optimizer and path_b.maker.steps == 2 * config.neb_steps
+    assert path_b.maker.optimizer == config.confirm_optimizer
+    assert path_b.maker.settings.neb_steps == 2 * config.neb_steps
     with pytest.raises(ValueError, match="unknown hop kind"):
         StudyConfig.create("mlip", hop="sideways")
 
@@ -116,10 +118,11 @@ def test_drifted_end_point_is_not_a_barrier(tmp_path):
 
 
 def test_neb_out_of_steps_is_recorded_unconverged(tmp_path):
-    from ncmflow.inputs.write import neb_images
+    from ncmflow.structures.path import neb_images
 
     images = neb_images(*ni_hop_endpoints("bulk"), n_images=3, method="linear")
-    doc = run_job(CiNebMaker(steps=2, fmax=0.01).make(images, "bulk"), tmp_path)
+    maker = CiNebMaker(settings=PAPER.with_changes(neb_steps=2, neb_fmax=0.01))
+    doc = run_job(maker.make(images, "bulk"), tmp_path)
     assert doc.converged is False and doc.steps == 2
     assert "not converged" in doc.reason
     assert doc.force_calls >= 3 * 2  # three moving images, two iterations
@@ -138,7 +141,7 @@ def test_neb_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     from ase.io import write
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from ncmflow.inputs.write import neb_images
+    from ncmflow.structures.path import neb_images
     from ncmflow.workflows.neb import CHECKPOINT
 
     images = neb_images(*ni_hop_endpoints("bulk"), n_images=3)
@@ -193,7 +196,7 @@ def test_cpan_subsurface_path_records_the_ni_n_bond_breaking(tmp_path):
     info = {"site": 0, "hop_kind": "subsurface", "hop_depth": start.properties["hop_depth"],
             "moved_index": start.properties["moved_index"], "n_index": start.properties["n_index"],
             "path": "A"}
-    doc = run_job(CiNebMaker(steps=2, engine_options={"ml_model": "chgnet"}).make(images, "cpan", info),
+    doc = run_job(get_engine("mlip").neb_maker(PAPER.with_changes(neb_steps=2)).make(images, "cpan", info),
                   tmp_path)
     assert (doc.site, doc.hop_kind, doc.path, doc.potential) == (0, "subsurface", "A", "chgnet")
     assert doc.hop_depth == pytest.approx(2.04, abs=0.01) and doc.moved_index == info["moved_index"]

@@ -113,6 +113,25 @@ def barrier_rows(barriers: list[StoredBarrier]) -> list[BarrierRow]:
     return mark_selected([BarrierRow.from_doc(b.doc, b.uuid) for b in barriers])
 
 
+def not_run_rows(store: JobStore, barriers: list[StoredBarrier], **filters: Any) -> list[BarrierRow]:
+    """Rows of NEBs a study's table lists as never run (a relaxation stopped its children), from
+    the newest study table of each study the filters match, unless a NEB result exists now."""
+    query: dict[str, Any] = {"output.@class": "BarrierTable"}
+    if filters.get("study"):
+        query["metadata.study"] = filters["study"]
+    have = {(b.doc.engine, b.doc.potential, b.doc.model, b.doc.site, b.doc.path) for b in barriers}
+    newest: dict[str, dict] = {}
+    for doc in store.query(query, properties=["output", "metadata", "completed_at"]):
+        study = (doc.get("metadata") or {}).get("study", "")
+        if study not in newest or (doc.get("completed_at") or "") > (newest[study].get("completed_at") or ""):
+            newest[study] = doc
+    rows = [BarrierRow.model_validate(r) for doc in newest.values() for r in doc["output"]["rows"]]
+    keep = {k: filters.get(k) for k in ("model", "engine", "potential") if filters.get(k)}
+    return [r for r in rows if r.uuid is None and (r.reason or "").startswith("not run")
+            and (r.engine, r.potential, r.model, r.site, r.path) not in have
+            and all(getattr(r, k) == v for k, v in keep.items())]
+
+
 def comparison(barriers: list[StoredBarrier]) -> BarrierTable:
     return BarrierTable(rows=barrier_rows(barriers))
 
@@ -331,10 +350,10 @@ def write_report(store: JobStore, out: Path, **filters: Any) -> dict[str, Path]:
     kinds = sorted({b.doc.hop_kind for b in barriers if b.doc.hop_kind not in (None, "bulk")})
     if len(kinds) > 1:  # site k of one kind is not site k of the other: never pair or pool them
         raise ValueError(f"the store holds slab hops of several kinds ({', '.join(kinds)}): "
-                         "choose one with --hop or one study with --flow")
+                         "choose one with --hop or one study with --study")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = barrier_rows(barriers)
+    rows = barrier_rows(barriers) + not_run_rows(store, barriers, **filters)
     files = {"csv": out / "barriers.csv", "md": out / "barriers.md"}
     files["csv"].write_text(table_csv(rows))
     files["md"].write_text(table_markdown(rows))

@@ -3,10 +3,16 @@
 Densities are electrons/Å³ on a periodic grid; grid point (i, j, k) sits at
 origin + (i/Na, j/Nb, k/Nc)·cell, as in VASP CHGCARs and periodic cube files. Positive Δρ
 is electron accumulation, negative depletion.
+
+Grids read from CHGCARs keep pymatgen's ``Chgcar``, and Δρ of three of them is pymatgen's
+``VolumetricData`` arithmetic (every channel: total and, when all three have it, the
+magnetisation). Cube files (GPAW) stay on ASE's reader: pymatgen's ``VolumetricData.from_cube``
+drops the grid origin (it shifts the atoms by it and ``to_cube`` writes 0) and keeps e/bohr³.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ class DensityGrid:
     data: np.ndarray
     atoms: Atoms
     origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    chgcar: Any = field(default=None, repr=False, compare=False)  # pymatgen Chgcar (ρ·V), if read from one
 
     @property
     def voxel_volume(self) -> float:
@@ -49,7 +56,7 @@ class DensityGrid:
 
         chg = Chgcar.from_file(str(path))
         return cls(chg.data["total"] / chg.structure.volume,
-                   AseAtomsAdaptor.get_atoms(chg.structure))
+                   AseAtomsAdaptor.get_atoms(chg.structure), chgcar=chg)
 
     @classmethod
     def from_cube(cls, path: str | Path, bohr_units: bool = True) -> DensityGrid:
@@ -70,6 +77,9 @@ class DensityGrid:
             with open(path, "w") as fh:
                 write_cube(fh, self.atoms, data=self.data * Bohr**3, origin=self.origin)
             return path
+        if self.chgcar is not None and not self.origin.any():
+            self.chgcar.write_file(path)  # every channel it holds, as VASP wrote it
+            return path
         from pymatgen.io.ase import AseAtomsAdaptor
         from pymatgen.io.vasp import Chgcar, Poscar
 
@@ -89,7 +99,21 @@ def density_difference(ab: DensityGrid, a: DensityGrid, b: DensityGrid) -> Densi
             raise ValueError(f"cell of {name} differs from cell of AB")
         if not np.allclose(part.origin, ab.origin, atol=1e-4):
             raise ValueError(f"grid origin of {name} differs from that of AB")
+    if all(g.chgcar is not None for g in (ab, a, b)):
+        parts = [g.chgcar for g in (ab, a, b)]
+        if len({tuple(p.data) for p in parts}) > 1:  # e.g. spin-polarized slab, closed-shell cPAN
+            parts = [_total_only(p) for p in parts]
+        with warnings.catch_warnings():  # AB, A and B hold different atoms by design
+            warnings.filterwarnings("ignore", "Structures are different")
+            delta = parts[0] - parts[1] - parts[2]  # VolumetricData.linear_add on ρ·V
+        return DensityGrid(delta.data["total"] / delta.structure.volume, ab.atoms, ab.origin, delta)
     return DensityGrid(ab.data - a.data - b.data, ab.atoms, ab.origin)
+
+
+def _total_only(chgcar: Any) -> Any:
+    from pymatgen.io.vasp import Chgcar
+
+    return Chgcar(chgcar.poscar, {"total": chgcar.data["total"]})
 
 
 def sphere_charges(grid: DensityGrid, indices: list[int], radius: float) -> dict[str, float]:

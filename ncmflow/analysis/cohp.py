@@ -12,8 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from monty.json import jsanitize
 
 from ncmflow.analysis.plotting import SPIN_STYLE, fermi_line, figure, save
+from ncmflow.workflows.lcao import lcao_cohp  # computed by the GPAW engine's job
+
+__all__ = ["CohpResult", "lcao_cohp", "plot_cohp", "read_lobster_cohp"]
 
 
 @dataclass
@@ -28,13 +32,8 @@ class CohpResult:
     minus_icohp_at_ef: dict[str, np.ndarray]  # spin -> (n_bonds,), eV, from ICOHPLIST
 
     def as_dict(self) -> dict:
-        """Plain nested dict of lists for JSON stores."""
-        def plain(v):
-            if isinstance(v, dict):
-                return {k: plain(x) for k, x in v.items()}
-            return v.tolist() if isinstance(v, np.ndarray) else v
-
-        return {k: plain(v) for k, v in asdict(self).items()}
+        """Plain nested dict of lists for JSON stores (atom pairs become 2-lists)."""
+        return jsanitize(asdict(self))
 
 
 def _find(folder: Path, *names: str) -> Path:
@@ -92,46 +91,6 @@ def read_lobster_cohp(
         minus_icohp_at_ef={s.name: -np.array([icohps[lb]["icohp"][s] for lb in chosen])
                            for s in spins},
     )
-
-
-def lcao_cohp(H, S, coeffs, eigenvalues, weights, orbitals_a, orbitals_b, efermi: float,
-              energies, width: float = 0.1) -> dict[str, np.ndarray | float]:
-    """COHP and COOP between orbital sets A and B from LCAO matrices (one spin channel).
-
-    COHP_AB(E) = Σ_nk w_k Σ_{μ∈A,ν∈B} Re[c*_nkμ (H_μν − E_F S_μν) c_nkν] δ(E − ε_nk), and COOP
-    the same with S_μν. H is shifted by E_F·S because in a non-orthogonal basis the COHP
-    depends on the energy zero (adding c·S to H adds c·COOP); referencing it to E_F makes the
-    result independent of each code's arbitrary potential zero.
-    Shapes (GPAW's C_nM convention, ψ_n = Σ_μ c_nμ φ_μ): H, S (nk, nao, nao); coeffs
-    (nk, nbands, nao); eigenvalues (nk, nbands); weights (nk,) including spin degeneracy
-    (as GPAW's kpt.weight). δ is a Gaussian of std `width` (eV). The integrated values use
-    sharp occupations ε_nk ≤ E_F. The sum is over ordered pairs: the full A–B bond is
-    COHP_AB + COHP_BA (= 2 COHP_AB), and Σ over all ordered atom pairs of ICOOP (Mulliken)
-    is the electron count. Returns energies, cohp, coop, minus_cohp, icohp, icoop (eV, e).
-    """
-    H, S, c = (np.asarray(x, dtype=complex) for x in (H, S, coeffs))
-    eps, w, energies = np.asarray(eigenvalues), np.asarray(weights), np.asarray(energies)
-    a, b = np.asarray(orbitals_a), np.asarray(orbitals_b)
-    ca, cb = c[:, :, a], c[:, :, b]
-
-    def population(matrix: np.ndarray) -> np.ndarray:  # (nk, nbands) weights of each state
-        block = matrix[:, a[:, None], b[None, :]]
-        return np.einsum("knm,kmv,knv->kn", ca.conj(), block, cb).real
-
-    cohp_nk = population(H - efermi * S)
-    coop_nk = population(S)
-    delta = np.exp(-0.5 * ((energies[:, None, None] - eps[None]) / width) ** 2)
-    delta *= w[None, :, None] / (width * np.sqrt(2 * np.pi))
-    occupied = w[:, None] * (eps <= efermi)
-    cohp = np.einsum("ekn,kn->e", delta, cohp_nk)
-    return {
-        "energies": energies - efermi,
-        "cohp": cohp,
-        "minus_cohp": -cohp,
-        "coop": np.einsum("ekn,kn->e", delta, coop_nk),
-        "icohp": float((occupied * cohp_nk).sum()),
-        "icoop": float((occupied * coop_nk).sum()),
-    }
 
 
 def plot_cohp(

@@ -15,6 +15,7 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.io import read
 from ase.utils.forcecurve import fit_raw
+from monty.json import jsanitize
 from scipy.interpolate import CubicHermiteSpline
 
 from ncmflow.analysis.plotting import figure, save
@@ -36,7 +37,7 @@ class BarrierProfile:
 
     def as_dict(self) -> dict:
         """Plain dict (arrays become lists) for JSON stores and notebooks."""
-        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
+        return jsanitize(asdict(self))
 
 
 def unwrap_positions(positions: list[np.ndarray], cell: np.ndarray, pbc) -> list[np.ndarray]:

@@ -8,96 +8,15 @@ or "<Element><index>-<l>" for one site, index 0-based as in the structure (e.g. 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.integrate import trapezoid
 
 from ncmflow.analysis.plotting import fermi_line, figure, save
+from ncmflow.workflows.lcao import SPINS, PdosData, parse_label  # the stored PDOS document
 
-SPINS = ("up", "down")
-_LABEL = re.compile(r"^([A-Z][a-z]?)(\d*)-([spdf])$")
-
-
-def parse_label(label: str, symbols: list[str]) -> tuple[str, list[int], str]:
-    """'Ni-d' → every Ni site, 'Ni12-d' → site 12 (which must be Ni): (element, sites, orbital)."""
-    match = _LABEL.match(label)
-    if match is None:
-        raise ValueError(f"projection label {label!r} is not like 'Ni-d' or 'Ni12-d'")
-    element, index, orbital = match.groups()
-    if index:
-        found = symbols[int(index)] if int(index) < len(symbols) else "absent"
-        if found != element:
-            raise ValueError(f"{label}: no such {element} site (site {index} is {found}, not {element})")
-        return element, [int(index)], orbital
-    sites = [a for a, s in enumerate(symbols) if s == element]
-    if not sites:
-        raise ValueError(f"{label}: no such {element} site in this calculation")
-    return element, sites, orbital
-
-
-@dataclass
-class PdosData:
-    """DOS projections on a common energy grid; energies are E − E_F (eV), DOS in states/eV."""
-
-    energies: np.ndarray
-    efermi: float  # absolute Fermi energy of the source calculation, eV
-    projections: dict[str, dict[str, np.ndarray]]  # label -> {"up": g, "down": g}
-    total: dict[str, np.ndarray] = field(default_factory=dict)  # total DOS per spin, if known
-
-    @classmethod
-    def from_arrays(cls, energies, projections: dict, efermi: float, total: dict | None = None):
-        """From absolute energies (eV) and {label: {spin: dos}}; spin keys "up"/"down" or 0/1."""
-        def spins(d: dict) -> dict[str, np.ndarray]:
-            return {SPINS[k] if isinstance(k, int) else str(k): np.asarray(v, dtype=float)
-                    for k, v in d.items()}
-
-        return cls(np.asarray(energies, dtype=float) - efermi, float(efermi),
-                   {label: spins(d) for label, d in projections.items()}, spins(total or {}))
-
-    @classmethod
-    def from_complete_dos(cls, dos, labels: list[str] | None = None) -> PdosData:
-        """From a pymatgen CompleteDos; `labels=None` takes every element's s, p and d."""
-        from pymatgen.electronic_structure.core import OrbitalType
-
-        structure = dos.structure
-        if labels is None:
-            labels = [f"{el}-{orb}" for el in structure.symbol_set for orb in "spd"]
-        projections = {}
-        for label in labels:
-            element, sites, orbital = parse_label(label, [s.specie.symbol for s in structure])
-            if _LABEL.match(label).group(2):
-                spd = dos.get_site_spd_dos(structure[sites[0]])
-            else:
-                spd = dos.get_element_spd_dos(element)
-            projected = spd.get(OrbitalType[orbital])
-            if projected is None:
-                raise ValueError(f"no {orbital} projection for {label} in this DOS")
-            projections[label] = {s.name: np.asarray(g) for s, g in projected.densities.items()}
-        total = {s.name: np.asarray(g) for s, g in dos.densities.items()}
-        return cls(np.asarray(dos.energies) - dos.efermi, float(dos.efermi), projections, total)
-
-    @classmethod
-    def from_vasprun(cls, path: str | Path, labels: list[str] | None = None) -> PdosData:
-        """From a vasprun.xml(.gz) written with LORBIT ≥ 10 (projected DOS present)."""
-        from pymatgen.io.vasp import Vasprun
-
-        run = Vasprun(str(path), parse_potcar_file=False, parse_eigen=False)
-        return cls.from_complete_dos(run.complete_dos, labels)
-
-    def spin_summed(self, label: str) -> np.ndarray:
-        """Up + down DOS of one projection (a non-spin-polarized run has only "up")."""
-        return sum(self.projections[label].values())
-
-    def as_dict(self) -> dict:
-        """Plain nested dict of lists for JSON stores."""
-        return {"energies": self.energies.tolist(), "efermi": self.efermi,
-                "projections": {k: {s: g.tolist() for s, g in v.items()}
-                                for k, v in self.projections.items()},
-                "total": {s: g.tolist() for s, g in self.total.items()}}
-
+__all__ = ["SPINS", "PdosData", "band_centre", "parse_label", "pdos_overlap", "plot_pdos"]
 
 def _window(pdos: PdosData, window: tuple[float, float] | None) -> np.ndarray:
     lo, hi = window if window is not None else (-np.inf, np.inf)

@@ -54,7 +54,7 @@ def castep_param(
             "geom_force_tol": f"{settings.fmax:g} ev/ang",
             "geom_stress_tol": f"{settings.stress_tol:g} GPa",
             "geom_disp_tol": f"{settings.disp_tol:g} ang",
-            "geom_max_iter": "200",
+            "geom_max_iter": str(settings.relax_steps),
         }
     elif job == "static":
         params["write_formatted_density"] = "true"  # .den_fmt for charge-density differences
@@ -62,7 +62,7 @@ def castep_param(
         params |= {
             "tssearch_method": "LSTQST",
             "tssearch_lstqst_protocol": "CompleteLSTQST",
-            "tssearch_force_tol": f"{settings.fmax:g} ev/ang",
+            "tssearch_force_tol": f"{settings.neb_fmax:g} ev/ang",
             "tssearch_disp_tol": f"{settings.disp_tol:g} ang",
             "tssearch_energy_tol": f"{settings.energy_tol:g} eV",
         }

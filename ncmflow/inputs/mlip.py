@@ -25,8 +25,10 @@ from pymatgen.core import Structure
 
 from ncmflow.inputs.settings import (
     PAPER,
+    RUN_FILE,
     DftSettings,
     check_elements,
+    job_tolerances,
     relaxes_cell,
     to_ase_atoms,
 )
@@ -281,7 +283,7 @@ def run_settings(
         "dispersion": settings.dispersion,
         "d3_method": None if settings.dispersion == "none" else chosen.d3_method,
         "optimizer": settings.optimizer,
-        "fmax": settings.fmax,
+        **job_tolerances(job, settings),
         "relax_cell": relax_cell,
         "stress_tol_gpa": settings.stress_tol,
         "climbing_image": job == "neb",
@@ -303,7 +305,7 @@ def write_mlip(
         check_elements(image)
     run = run_settings(job, images[0], settings, bulk)  # validates before anything is written
     outdir.mkdir(parents=True, exist_ok=True)
-    xyz_path, json_path = outdir / "images.extxyz", outdir / "settings.json"
+    xyz_path, json_path = outdir / "images.extxyz", outdir / RUN_FILE
     write(xyz_path, [to_ase_atoms(image, settings) for image in images], format="extxyz")
     json_path.write_text(json.dumps(run, indent=2) + "\n")
     return [xyz_path, json_path]

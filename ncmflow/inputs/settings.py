@@ -12,9 +12,11 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from monty.json import MSONable
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -37,12 +39,17 @@ Dispersion = Literal["d3bj", "d3zero", "none"]
 DISPERSIONS: tuple[str, ...] = ("d3bj", "d3zero", "none")
 OPTIMIZERS: tuple[str, ...] = ("BFGS", "LBFGS")
 
+RUN_FILE = "settings.json"  # what the mlip and gpaw writers put beside the images
 VACUUM_GAP = 8.0  # Å along c above which a cell is a slab (or a boxed molecule)
 
 
 class FrozenMapping(dict):
     """A read-only dict: immutable like MappingProxyType, but it pickles, deep-copies and
-    serialises, which jobflow needs to store Makers that carry the settings."""
+    serialises, which jobflow needs to store Makers that carry the settings.
+
+    Kept rather than a frozen pydantic model: pydantic freezes the attributes but not a dict
+    field's items (``settings.magmoms["Ni"] = 5`` would pass), and ``MappingProxyType`` fails
+    ``copy.deepcopy``/pickle, which jobflow and the worker processes use on every Maker."""
 
     def _readonly(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("settings are frozen: use DftSettings.with_changes(...)")
@@ -61,12 +68,15 @@ def _frozen(mapping: Mapping[str, float]) -> FrozenMapping:
 
 
 @dataclass(frozen=True)
-class DftSettings:
-    """Everything an engine needs to reproduce the paper's calculations.
+class DftSettings(MSONable):
+    """Everything an engine needs to reproduce the paper's calculations, stopping criteria
+    included: every engine's makers and written inputs read their tolerances from here.
 
     Units: eV, Å, GPa. ``kpoint_spacing`` is CASTEP's ``kpoint_mp_spacing`` convention
     (1/Å without the 2π, i.e. in units of 2π/Å): 0.04 is Materials Studio's "fine" quality,
     the likely setting of a CASTEP study; VASP gets the same mesh from :func:`kpoint_mesh`.
+    ``relax_steps``, ``neb_fmax`` and ``neb_steps`` are not in the paper (it states the
+    relaxation criteria only): 0.05 eV/Å is the usual CI-NEB force criterion.
     """
 
     xc: Literal["PBE"] = "PBE"
@@ -79,6 +89,9 @@ class DftSettings:
     fmax: float = 0.02  # eV/Å
     stress_tol: float = 0.05  # GPa
     disp_tol: float = 0.001  # Å
+    relax_steps: int = 500  # ionic steps of a relaxation (VASP NSW, CASTEP geom_max_iter)
+    neb_fmax: float = 0.05  # eV/Å on the climbing image
+    neb_steps: int = 400  # NEB iterations (VASP NSW of the band)
     kpoint_spacing: float = 0.04  # 2π/Å (CASTEP kpoint_mp_spacing)
     smearing: float = 0.05  # eV, Gaussian; not stated in the paper, safe for metals too
     hubbard_u: bool = False
@@ -92,6 +105,9 @@ class DftSettings:
             raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {self.dispersion!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("fmax", "neb_fmax", "relax_steps", "neb_steps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         missing = [el for el in SUPPORTED_ELEMENTS if el not in self.magmoms]
         if missing:
             raise ValueError(f"magmoms lacks an initial moment for {', '.join(missing)}")
@@ -102,18 +118,6 @@ class DftSettings:
     def with_changes(self, **changes: Any) -> DftSettings:
         """A copy with some fields changed (the original stays the paper's)."""
         return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict, for settings.json and provenance in documents."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["magmoms"] = dict(self.magmoms)
-        out["u_values"] = dict(self.u_values)
-        # monty (jobflow) serialises through as_dict: these keys bring the object back
-        return {"@module": type(self).__module__, "@class": type(self).__name__, **out}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DftSettings:
-        return cls(**{k: v for k, v in d.items() if not k.startswith("@")})
 
     def initial_magmoms(self, structure: Structure) -> list[float]:
         """Per-site start moments: a site's own ``magmom`` property wins over the defaults."""
@@ -128,6 +132,22 @@ class DftSettings:
 
 
 PAPER = DftSettings()
+
+
+def job_tolerances(job: str, settings: DftSettings) -> dict[str, Any]:
+    """The stopping criteria of ``job`` (fmax eV/Å, steps): a NEB's or a relaxation's; a
+    single point takes no step."""
+    if job == "neb":
+        return {"fmax": settings.neb_fmax, "steps": settings.neb_steps}
+    return {"fmax": settings.fmax, "steps": settings.relax_steps if job == "relax" else 0}
+
+
+def written_tolerances(folder: Path) -> dict[str, Any]:
+    """fmax and steps of a job written with a ``settings.json`` (mlip and gpaw engines)."""
+    import json
+
+    run = json.loads((Path(folder) / RUN_FILE).read_text())
+    return {"fmax": float(run["fmax"]), "steps": int(run["steps"])}
 
 
 def check_elements(structure: Structure) -> None:
@@ -173,22 +193,14 @@ def kpoint_mesh(structure: Structure, spacing: float) -> tuple[int, int, int]:
 
 
 def to_ase_atoms(structure: Structure, settings: DftSettings = PAPER) -> Atoms:
-    """ASE atoms carrying the start moments, and FixAtoms for fully fixed selective dynamics."""
-    from ase import Atoms
-    from ase.constraints import FixAtoms
+    """ASE atoms (pymatgen's ``AseAtomsAdaptor``: selective dynamics become FixAtoms /
+    FixCartesian) carrying the start moments of ``settings``; other site and structure
+    properties are left out, so the atoms write to any ASE format."""
+    from pymatgen.core import Structure as _Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
 
-    atoms = Atoms(
-        symbols=[site.specie.symbol for site in structure],
-        scaled_positions=structure.frac_coords,
-        cell=structure.lattice.matrix,
-        pbc=True,
-    )
-    atoms.set_initial_magnetic_moments(settings.initial_magmoms(structure))
-    flags = structure.site_properties.get("selective_dynamics")
-    if flags is not None:
-        fixed = [i for i, f in enumerate(flags) if not any(f)]
-        if any(any(f) and not all(f) for f in flags):
-            raise ValueError("partially fixed atoms are not supported; fix all or no directions")
-        if fixed:
-            atoms.set_constraint(FixAtoms(indices=fixed))
-    return atoms
+    props = {"magmom": settings.initial_magmoms(structure)}
+    if (flags := structure.site_properties.get("selective_dynamics")) is not None:
+        props["selective_dynamics"] = [[bool(x) for x in f] for f in flags]
+    bare = _Structure(structure.lattice, structure.species, structure.frac_coords, site_properties=props)
+    return AseAtomsAdaptor.get_atoms(bare, msonable=False)

@@ -124,7 +124,7 @@ class PaperRelaxSetGenerator(_PaperSet, RelaxSetGenerator):
 
     def job_updates(self) -> dict[str, Any]:
         isif = 3 if relaxes_cell(self.structure, self.bulk) else 2
-        return {"ISIF": isif, "IBRION": 1, "POTIM": 0.5, "NSW": 200}
+        return {"ISIF": isif, "IBRION": 1, "POTIM": 0.5, "NSW": self.settings.relax_steps}
 
 
 @dataclass
@@ -137,7 +137,9 @@ class PaperStaticSetGenerator(_PaperSet, StaticSetGenerator):
 
 @dataclass
 class PaperNebSetGenerator(_PaperSet, NebSetGenerator):
-    """Climbing-image NEB at fixed cell (VTST: LCLIMB, IOPT)."""
+    """Climbing-image NEB at fixed cell (VTST: LCLIMB, IOPT), to the settings' NEB criteria."""
+
+    iopt: int = 1  # VTST optimizer: 1 L-BFGS, 2 CG, 3 quick-min, 7 FIRE
 
     def job_updates(self) -> dict[str, Any]:
         return {
@@ -146,9 +148,10 @@ class PaperNebSetGenerator(_PaperSet, NebSetGenerator):
             "LCLIMB": True,
             "IBRION": 3,
             "POTIM": 0,
-            "IOPT": 1,
+            "IOPT": self.iopt,
             "ISIF": 2,
-            "NSW": 300,
+            "EDIFFG": -self.settings.neb_fmax,
+            "NSW": self.settings.neb_steps,
         }
 
 
@@ -175,11 +178,15 @@ GENERATORS: dict[str, type[VaspInputGenerator]] = {
 }
 
 
+VTST_OPTIMIZERS = {"bfgs": 1, "lbfgs": 1, "cg": 2, "quickmin": 3, "fire": 7}  # name -> IOPT
+
+
 def input_set_generator(
-    job: str, settings: DftSettings = PAPER, bulk: bool | None = None, n_images: int = 1
+    job: str, settings: DftSettings = PAPER, bulk: bool | None = None, n_images: int = 1,
+    iopt: int = 1,
 ) -> VaspInputGenerator:
     """The configured atomate2 generator for ``job`` (usable by atomate2 VASP Makers)."""
-    kwargs: dict[str, Any] = {"num_images": n_images} if job == "neb" else {}
+    kwargs: dict[str, Any] = {"num_images": n_images, "iopt": iopt} if job == "neb" else {}
     return GENERATORS[job](settings=settings, bulk=bulk, **kwargs)
 
 

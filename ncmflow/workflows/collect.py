@@ -14,10 +14,16 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobflow import Flow, JobStore
 from maggma.stores import MemoryStore
 from monty.json import MontyDecoder, jsanitize
+
+from ncmflow.workflows.flowstate import export_state, import_state
+
+if TYPE_CHECKING:
+    from ncmflow.workflows.store import StoreLocation
 
 OUTPUTS = "outputs.json"
 ERROR = "error.txt"
@@ -28,7 +34,7 @@ def read_outputs(stage_dir: Path) -> dict[str, list[dict]]:
     """The documents a stage has finished so far ({} before its first job ends)."""
     path = Path(stage_dir) / OUTPUTS
     if not path.is_file():
-        return {"outputs": [], DATA: []}
+        return {"outputs": [], DATA: [], "state": {}}
     return json.loads(path.read_text())
 
 
@@ -53,6 +59,7 @@ def memory_store(preload: list[dict[str, list[dict]]]) -> JobStore:
             store.docs_store.update(outputs["outputs"], key=["uuid", "index"])
         if outputs[DATA]:
             store.additional_stores[DATA].update(outputs[DATA], key="blob_uuid")
+        import_state(store, outputs.get("state", {}))  # stops and new flows of earlier stages
     return store
 
 
@@ -60,7 +67,8 @@ def export_store(store: JobStore, path: Path, skip: set[str]) -> None:
     """Everything this stage computed (not the upstream documents it was given)."""
     docs = [_plain(d) for d in store.docs_store.query({"uuid": {"$nin": sorted(skip)}})]
     data = [_plain(d) for d in store.additional_stores[DATA].query({"job_uuid": {"$nin": sorted(skip)}})]
-    write_json_atomic(path, jsanitize({"outputs": docs, DATA: data}, strict=False))
+    state = export_state(store)  # what Responses decided: stops, replace/detour/addition flows
+    write_json_atomic(path, jsanitize({"outputs": docs, DATA: data, "state": state}, strict=False))
 
 
 class Terminated(Exception):
@@ -101,21 +109,25 @@ def _missing(store, docs: list[dict], keys: tuple[str, ...]) -> list[dict]:
     return [d for d in docs if tuple(d.get(k) for k in keys) not in have]
 
 
-def _lock_file(submission: Path, location: str | None) -> Path:
+def _lock_file(submission: Path, where: StoreLocation) -> Path:
     """Embedded stores lock their own folder, so collects of different submissions into one
     store never ingest the same document twice (connects are locked in ``get_store``)."""
-    if location is not None and Path(location).is_dir():
-        return Path(location) / "ncmflow.lock"
+    from ncmflow.workflows.store import embedded_folder
+
+    if where.embedded:
+        return embedded_folder(where.path) / "ncmflow.lock"
     return submission / "collect.lock"
 
 
 def collect(submission: Path, location: str | None) -> int:
-    """Ingest every stage's documents into the store at ``location``; returns how many were new."""
-    from ncmflow.workflows.store import file_lock, get_store
+    """Ingest every stage's documents into the store at ``location`` (a submission's pinned
+    store: see ``store.resolve_store``); returns how many were new."""
+    from ncmflow.workflows.store import file_lock, get_store, resolve_store
 
     added = 0
-    with file_lock(_lock_file(submission, location)):
-        store = get_store(location)
+    where = resolve_store(location)
+    with file_lock(_lock_file(submission, where)):
+        store = get_store(where)
         if DATA not in store.additional_stores:
             raise ValueError(f"the store has no '{DATA}' additional store: add one (see docs/hpc.md)")
         for stage_dir in sorted((submission / "stages").iterdir()):
@@ -127,4 +139,5 @@ def collect(submission: Path, location: str | None) -> int:
             if docs:
                 store.docs_store.update(docs, key=["uuid", "index"])
             added += len(docs) + len(blobs)
+            import_state(store, outputs.get("state", {}))  # idempotent: documents are keyed
     return added

@@ -84,6 +84,14 @@ class BarrierRow(BaseModel):
         return self.potential or self.engine
 
     @classmethod
+    def not_run(cls, model: str, engine: str, reason: str, **identity) -> BarrierRow:
+        """The row of a NEB that never ran (stopped upstream): no numbers, the reason."""
+        return cls(model=model, engine=engine, forward_barrier=None, reverse_barrier=None,
+                   reaction_energy=None, converged=False, force_calls=0, wall_time=0.0,
+                   paper_barrier=PAPER_BARRIERS.get("bare" if model == "bulk" else model),
+                   reason=reason, **identity)
+
+    @classmethod
     def from_doc(cls, doc: BarrierDoc, uuid: str | None = None) -> BarrierRow:
         """A row; barriers are only reported when the NEB converged."""
         ok = doc.converged

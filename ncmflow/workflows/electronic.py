@@ -16,6 +16,7 @@ import numpy as np
 from jobflow import Flow, job
 from pymatgen.core import Structure
 
+from ncmflow.inputs.settings import PAPER
 from ncmflow.structures.interface import cpan_sites, electronic_model, split_interface
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.engines.gpaw import gpaw_electronic_structure
@@ -77,7 +78,8 @@ def electronic_flow(config: ElectronicConfig, model: Structure | None = None) ->
     ni, n = model.properties["ni_index"], model.properties["n_index"]
     o = reference_oxygen(model, ni)
     first_cpan = cpan_sites(model)[0]
-    relax = get_engine(config.relax_engine).relax_maker(relax_cell=False, fmax=config.relax_fmax).make(model)
+    settings = PAPER.with_changes(fmax=config.relax_fmax)
+    relax = get_engine(config.relax_engine).relax_maker(settings, False).make(model)
     relax.update_metadata({"stage": "relax"})
     parts = split_parts(relax.output.structure, model)
     parts.update_metadata({"stage": "split"})

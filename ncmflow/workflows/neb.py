@@ -19,10 +19,14 @@ from jobflow import Flow, Job, Maker, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from ncmflow.inputs.settings import PAPER, DftSettings
+from ncmflow.structures.path import neb_images
 from ncmflow.workflows import progress
 from ncmflow.workflows.documents import BarrierDoc, ni_n_distances
+from ncmflow.workflows.engines import get_engine
 
 CHECKPOINT = "neb_checkpoint.extxyz"
+NEB_OPTIMIZERS = ("ode", "static", "krylov", "bfgs", "fire")  # NEBOptimizer methods, ase.optimize
 EXPLODED = 0.7  # Å: closer than any bond, an end point relaxation went wrong
 DRIFT_LIMIT = 1.0  # Å: an end point whose hopping Ni ends closer than this to the start fell back
 
@@ -68,8 +72,6 @@ def interpolate_images(
     start: Structure, end: Structure, n_images: int, method: str = "idpp"
 ) -> list[Structure]:
     """Images between relaxed end points (IDPP by default, ``linear`` on request)."""
-    from ncmflow.inputs.write import neb_images
-
     return neb_images(start, end, n_images, method=method)
 
 
@@ -92,17 +94,26 @@ def _broken_end_point(start: Structure, end: Structure, idx: int, hop: float) ->
 
 @dataclass
 class CiNebMaker(Maker):
-    """Climbing-image NEB with any local ASE calculator of the engine registry."""
+    """Climbing-image NEB with any local ASE calculator of the engine registry, to
+    ``settings.neb_fmax`` in at most ``settings.neb_steps`` iterations."""
 
     name: str = "ci-neb"
     engine: str = "mlip"
-    fmax: float = 0.05
-    steps: int = 400
+    settings: DftSettings = PAPER
     optimizer: str = "ode"  # ASE NEBOptimizer method; "bfgs"/"fire" use ase.optimize
     tangent: str = "improvedtangent"
-    interpolation: str = "idpp"
-    engine_options: dict = field(default_factory=dict)
+    engine_options: dict = field(default_factory=dict)  # more keywords for the engine's calculator
+    potential: str | None = None  # what computes the energies, for engines with several (mlip)
     batch: bool = False  # moving images in one model call (engines with a band_evaluator)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in NEB_OPTIMIZERS:
+            raise ValueError(f"unknown NEB optimizer {self.optimizer!r}: "
+                             f"choose one of {', '.join(NEB_OPTIMIZERS)}")
+
+    @property
+    def fmax(self) -> float:
+        return self.settings.neb_fmax
 
     @job(data=["images", "initial_images", "forces"], output_schema=BarrierDoc)
     def make(self, images: list[Structure], model: str, info: dict | None = None) -> BarrierDoc:
@@ -111,31 +122,27 @@ class CiNebMaker(Maker):
         ``info`` carries the site's identity into the document (site, hop kind, potential, path,
         the hopping Ni and the bound N: see ``BarrierDoc``).
         """
-        from ncmflow.workflows.engines import get_engine
-
         engine = get_engine(self.engine)
         if self.batch and engine.band_evaluator is None:
             raise ValueError(f"engine '{self.engine}' evaluates NEB images one at a time: batch=False")
         idx, hop = _hopping_distance(images[0], images[-1])
-        info = {"potential": self.engine_options.get("ml_model"),
-                "path_method": f"{self.interpolation}, {len(images) - 2} images, {self.tangent}, "
-                               f"{self.optimizer}",
-                **(info or {})}
+        info = {"interpolation": "idpp", "potential": self.potential, **(info or {})}
+        info = {"path_method": f"{info['interpolation']}, {len(images) - 2} images, {self.tangent}, "
+                               f"{self.optimizer}", **info}
         common = {"model": model, "engine": self.engine, "fmax": self.fmax, "hop_distance": hop,
-                  "optimizer": self.optimizer, "tangent": self.tangent,
-                  "interpolation": self.interpolation, "initial_images": images, **info}
+                  "optimizer": self.optimizer, "tangent": self.tangent, "initial_images": images, **info}
         reason = _broken_end_point(images[0], images[-1], idx, hop)
         if reason:
             return BarrierDoc(images=images, state="failed", converged=False, reason=reason, **common)
         frames, resumed = self._frames(images)
         counters = []
         for frame in frames:
-            counters.append(CountingCalculator(engine.calculator(**self.engine_options)))
+            counters.append(CountingCalculator(engine.calculator(self.settings, **self.engine_options)))
             frame.calc = counters[-1]
         for frame in (frames[0], frames[-1]):
             frame.get_forces()
         result = self._optimize(frames, progress.row_label(model, info.get("site"), info.get("potential")),
-                                engine.band_evaluator(**self.engine_options) if self.batch else None)
+                                engine.band_evaluator(self.settings) if self.batch else None)
         energies = [float(f.get_potential_energy()) for f in frames]
         forces = [f.get_forces(apply_constraint=True) for f in frames]
         max_forces = [float(np.linalg.norm(f, axis=1).max()) for f in forces]
@@ -195,7 +202,7 @@ class CiNebMaker(Maker):
 
         opt.attach(observe, interval=1)
         t0 = time.perf_counter()
-        opt.run(fmax=self.fmax, steps=self.steps)
+        opt.run(fmax=self.fmax, steps=self.settings.neb_steps)
         # judged here, not by the optimizer's return value: ODE's step budget counts only
         # accepted steps and can report success on a path that is still far from converged
         converged = float(neb.get_residual()) <= self.fmax
@@ -245,7 +252,8 @@ class BarrierFlowMaker(Maker):
                                         self.interpolation)
             images.name = f"{tag} interpolate {path}"
             images.update_metadata({**meta, "stage": "interpolate", "path": path})
-            neb = maker.make(images.output, model, {**info, "path": path})
+            neb = maker.make(images.output, model,
+                             {**info, "path": path, "interpolation": self.interpolation})
             neb.name = f"{tag} ci-neb {path}"
             neb.update_metadata({**meta, "stage": "neb", "path": path})
             jobs += [images, neb]

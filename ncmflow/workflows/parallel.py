@@ -13,10 +13,15 @@ commit at once. What a job reports (NEB steps) goes back over a queue to the par
 thread hands it to the listeners (the live display, not thread-safe) between two looks at the
 workers, together with the job started/done/reused events it reports itself as the sequential
 runner does. A failed job stops new ones from starting; those running finish and are kept.
+
+What a job's Response asks for (new flows, stops, stored data: ``flowstate``) is decided in the
+parent as the sequential runner decides it; a job stopped meanwhile is never sent to a worker,
+and ``stop_jobflow`` lets the jobs already running finish (jobflow-remote does the same).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -30,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from ncmflow import idle_cores
 from ncmflow.workflows import progress
-from ncmflow.workflows.store import CONNECT_LOCK, embedded_location, file_lock
+from ncmflow.workflows.store import CONNECT_LOCK, WRITE_LOCK, embedded_location, file_lock
 
 if TYPE_CHECKING:
     from jobflow import Flow, Job, JobStore
 
-WRITE_LOCK = ".write.lock"
+    from ncmflow.workflows.flowstate import FlowState
+
 POLL = 0.2  # s between two looks at the workers' progress events
 
 
@@ -112,17 +118,14 @@ def _start_worker(spec: dict, threads: int, events: Any) -> None:
 def _run_job(job_dict: dict, folder: str) -> dict[str, Any]:
     """Run one job; its outcome as plain data (exceptions of any kind may not pickle)."""
     from jobflow import Job
-    from monty.json import jsanitize
 
-    from ncmflow.workflows.runner import _inside
+    from ncmflow.workflows.flowstate import inside, response_fields
 
     try:
         job = Job.from_dict(job_dict)
-        with _inside(Path(folder)):
+        with inside(Path(folder)):
             response = job.run(store=_store)
-        replace = response.replace
-        return {"replace": None if replace is None else jsanitize(replace.as_dict(), strict=True,
-                                                                   allow_bson=True)}
+        return {"response": response_fields(response)}
     except Exception as exc:  # noqa: BLE001 — reported to the parent as the sequential runner does
         return {"error": _first_line(exc), "traceback": traceback.format_exc()}
 
@@ -141,81 +144,110 @@ class WorkerTraceback(RuntimeError):
 @dataclass(eq=False)
 class _Task:
     job: Job
-    parent: _Task | None = None  # the job this one is part of the replacement of
-    waiting: int = 0  # its replacement's jobs not finished yet
+    top: bool = True  # one of the flow's own jobs (in the returned status)
+    parent: _Task | None = None  # the job whose replacement or detour this one is part of
+    waiting: int = 0  # jobs of its replacement and detour not resolved yet
+    outcome: str | None = None  # "ran" | "reused" | "stopped" once decided
 
 
 class _Scheduler:
-    def __init__(self, store: JobStore, workdir: Path, workers: int, spec: dict) -> None:
-        self.store, self.workdir, self.workers, self.spec = store, Path(workdir).resolve(), workers, spec
+    """Jobs start when every parent in the run is resolved (finished, its replacement and detour
+    included, or stopped); what a Response asks for is decided by ``FlowState`` as in the
+    sequential runner, here in the parent process."""
+
+    def __init__(self, state: FlowState, workdir: Path, workers: int, spec: dict) -> None:
+        self.state, self.workdir, self.workers, self.spec = state, Path(workdir).resolve(), workers, spec
+        self.store = state.store
         self.status: dict[str, str] = {}
-        self.ours: set[str] = set()  # uuids of the flow's jobs (references to others are not waited on)
-        self.complete: set[str] = set()  # finished, replacements included, or found in the store
-        self.held: set[str] = set()  # ran, but their replacement has not finished
+        self.ours: set[str] = set()  # uuids of the run's jobs (references to others are not waited on)
+        self.resolved: set[str] = set()  # finished (new flows included), found in the store, or stopped
+        self.holding: set[str] = set()  # ran, but their replacement or detour has not finished
         self.pending: list[_Task] = []
         self.running: dict[Future, _Task] = {}
 
-    def add(self, jobs: list[Job], parent: _Task | None = None) -> None:
-        from ncmflow.workflows.runner import finished
+    def add(self, jobs: list[Job], top: bool = True, parent: _Task | None = None) -> None:
+        from ncmflow.workflows.flowstate import finished
 
         done = finished(self.store, jobs)
         for job in jobs:
             self.ours.add(job.uuid)
+            task = _Task(job, top, parent)
+            if parent is not None:
+                parent.waiting += 1
             if (job.uuid, job.index) in done:
-                if parent is None:
-                    self.status[job.uuid] = "reused"
-                if job.uuid not in self.held:
-                    self.complete.add(job.uuid)
+                task.outcome = "reused"
                 progress.report(**_meta(job), event="reused")
+                self._expand(task, self.state.new_jobs(job))  # resumed, as the sequential runner
             else:
-                self.pending.append(_Task(job, parent))
-                if parent is not None:
-                    parent.waiting += 1
+                self.pending.append(task)
 
-    def ready(self, task: _Task) -> bool:
-        return all(r.uuid not in self.ours or r.uuid in self.complete for r in task.job.input_references)
+    def _expand(self, task: _Task, new: list[tuple[str, list[Job]]]) -> None:
+        """Add the jobs of the flows ``task`` returned; it resolves once its replacement and its
+        detour have (its children wait for them; not for an addition)."""
+        task.waiting += 1  # not resolved while its own jobs are being added
+        for kind, jobs in new:
+            self.add(jobs, top=False, parent=None if kind == "addition" else task)
+        task.waiting -= 1
+        if task.waiting:
+            self.holding.add(task.job.uuid)
+        else:
+            self._resolve(task)
 
-    def finish(self, task: _Task) -> None:
-        self.held.discard(task.job.uuid)
-        self.complete.add(task.job.uuid)
-        if task.parent is None:
-            self.status[task.job.uuid] = "ran"
-        progress.report(**_meta(task.job), event="done")
+    def _resolve(self, task: _Task) -> None:
+        uuid = task.job.uuid
+        if task.parent is None or task.parent.job.uuid != uuid:
+            self.holding.discard(uuid)
+        if uuid not in self.holding:
+            self.resolved.add(uuid)
+        if task.top:
+            self.status[uuid] = task.outcome
+        if task.outcome == "ran":
+            progress.report(**_meta(task.job), event="done")
         if task.parent is not None:
             task.parent.waiting -= 1
             if task.parent.waiting == 0:
-                self.finish(task.parent)
+                self._resolve(task.parent)
+
+    def ready(self, task: _Task) -> bool:
+        parents = self.state.graph.predecessors(task.job.uuid)
+        return all(p not in self.ours or p in self.resolved for p in parents)
 
     def run(self) -> dict[str, str]:
-        if not self.pending:
-            return self.status
-        from ncmflow.workflows.runner import JobFailed
+        from ncmflow.workflows.flowstate import JobFailed
 
-        context = multiprocessing.get_context("spawn")
-        self.workers = min(self.workers, len(self.pending))  # no idle processes
-        threads = max(1, idle_cores(sample=0.5) // self.workers)
-        with context.Manager() as manager:
-            events = manager.Queue()
-            pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                       initargs=(self.spec, threads, events))
-            failure: JobFailed | None = None
+        failure: JobFailed | None = None
+        with contextlib.ExitStack() as stack:
+            pool: list[Any] = []  # [pool, events], made for the first job that must run
             try:
                 while (self.pending and failure is None) or self.running:
                     if failure is None:
-                        self._submit(pool)
+                        self._submit(pool, stack)
+                    if not self.running:
+                        continue
                     done, _ = wait(self.running, timeout=POLL, return_when=FIRST_COMPLETED)
-                    _drain(events)  # a job's own events before its "done"
+                    _drain(pool[1])  # a job's own events before its "done"
                     for future in done:
                         failed = self._collect(future, self.running.pop(future))
                         failure = failure or failed  # siblings already running may finish
             finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-                _drain(events)
+                if pool:
+                    pool[0].shutdown(wait=True, cancel_futures=True)
+                    _drain(pool[1])
         if failure is not None:
             raise failure
         return self.status
 
-    def _submit(self, pool: ProcessPoolExecutor) -> None:
+    def _pool(self, pool: list[Any], stack: contextlib.ExitStack) -> ProcessPoolExecutor:
+        if not pool:
+            context = multiprocessing.get_context("spawn")
+            self.workers = min(self.workers, len(self.pending) + 1)  # no idle processes
+            threads = max(1, idle_cores(sample=0.5) // self.workers)
+            events = stack.enter_context(context.Manager()).Queue()
+            pool += [ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                         initargs=(self.spec, threads, events)), events]
+        return pool[0]
+
+    def _submit(self, pool: list[Any], stack: contextlib.ExitStack) -> None:
         from monty.json import jsanitize
 
         while self.pending and len(self.running) < self.workers:
@@ -225,16 +257,19 @@ class _Scheduler:
                     return
                 task = self.pending[0]  # nothing runs and nothing is ready: take the flow's order
             self.pending.remove(task)
+            if (stop := self.state.stop_reason(task.job)) is not None:
+                self.state.stop([stop])
+                task.outcome = "stopped"
+                progress.report(**_meta(task.job), event="stopped")
+                self._resolve(task)
+                continue
             progress.report(**_meta(task.job), event="start")
             folder = self.workdir / "runs" / task.job.uuid
             job_dict = jsanitize(task.job.as_dict(), strict=True, allow_bson=True)
-            self.running[pool.submit(_run_job, job_dict, str(folder))] = task
+            self.running[self._pool(pool, stack).submit(_run_job, job_dict, str(folder))] = task
 
     def _collect(self, future: Future, task: _Task) -> Exception | None:
-        from jobflow import Flow
-        from monty.json import MontyDecoder
-
-        from ncmflow.workflows.runner import JobFailed
+        from ncmflow.workflows.flowstate import JobFailed
 
         name = task.job.name
         try:
@@ -247,20 +282,14 @@ class _Scheduler:
             failed = JobFailed(f"job '{name}' failed: {outcome['error']}")
             failed.__cause__ = WorkerTraceback(outcome["traceback"])
             return failed
-        if outcome["replace"] is None:
-            self.finish(task)
-            return None
-        replacement = MontyDecoder().process_decoded(outcome["replace"])
-        replacement = replacement if isinstance(replacement, Flow) else Flow(replacement)
-        self.held.add(task.job.uuid)
-        self.add([j for j, _ in replacement.iterflow()], parent=task)
-        if task.waiting == 0:
-            self.finish(task)
+        running = {t.job.uuid for t in self.running.values()}
+        task.outcome = "ran"
+        self._expand(task, self.state.record(task.job, outcome["response"], running))
         return None
 
 
 def _meta(job: Job) -> dict[str, Any]:
-    from ncmflow.workflows.runner import job_meta
+    from ncmflow.workflows.flowstate import job_meta
 
     return job_meta(job)
 
@@ -277,6 +306,8 @@ def _drain(events: Any) -> None:
 def run_parallel(flow: Flow, store: JobStore, workdir: Path, workers: int, spec: dict,
                  only: set[str] | None = None) -> dict[str, str]:
     """``run_flow`` with ``workers`` processes; the store must be ``reopenable`` (``spec``)."""
-    scheduler = _Scheduler(store, workdir, workers, spec)
+    from ncmflow.workflows.flowstate import FlowState
+
+    scheduler = _Scheduler(FlowState(store, flow), workdir, workers, spec)
     scheduler.add([j for j, _ in flow.iterflow() if only is None or j.uuid in only])
     return scheduler.run()

@@ -7,8 +7,6 @@ interrupted study resumes where it stopped, computes nothing twice and stores no
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +15,8 @@ from jobflow import Flow, Job, JobStore
 from monty.json import MontyDecoder, jsanitize
 
 from ncmflow.workflows import progress
+from ncmflow.workflows.flowstate import FlowState, JobFailed, finished, inside, job_meta, response_fields
 from ncmflow.workflows.store import FLOWS_COLLECTION, sibling_store
-
-
-class JobFailed(RuntimeError):
-    """A job raised; the results of the jobs before it are kept."""
 
 
 def saved_flow(store: JobStore, key: str, build: Callable[[], Flow]) -> Flow:
@@ -37,41 +32,20 @@ def saved_flow(store: JobStore, key: str, build: Callable[[], Flow]) -> Flow:
     return flow
 
 
-def finished(store: JobStore, jobs: list[Job]) -> set[tuple[str, int]]:
-    """(uuid, index) of the jobs the store holds: a replacement's last job shares the uuid of the
-    job it replaces, one index further, and is not done just because that job is."""
-    stored: dict[str, int] = {}
-    for d in store.query({"uuid": {"$in": [j.uuid for j in jobs]}}, properties=["uuid", "index"]):
-        stored[d["uuid"]] = max(stored.get(d["uuid"], 0), d.get("index", 1))
-    return {(j.uuid, j.index) for j in jobs if stored.get(j.uuid, 0) >= j.index}
-
-
-@contextlib.contextmanager
-def _inside(folder: Path):
-    here = Path.cwd()
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(here)
-
-
-def job_meta(job) -> dict[str, str | None]:
-    """The progress fields of a job: its display row and stage."""
-    m = job.metadata
-    stage = " ".join(filter(None, (m.get("stage", job.name), m.get("part"), m.get("path"))))
-    return {"model": progress.row_label(m.get("model"), m.get("site"), m.get("potential")), "stage": stage}
-
-
 def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None = None,
              workers: int | None = None) -> dict[str, str]:
-    """Run the flow's jobs in order; return {uuid: "reused" | "ran"}.
+    """Run the flow's jobs in order; return {uuid: "reused" | "ran" | "stopped"}.
 
     ``only`` restricts the run to some job uuids (a batch job on a cluster runs its stage).
     ``workers`` > 1 runs jobs whose inputs are ready at once in that many processes (see
     ``ncmflow.workflows.parallel``) when the store can be opened from another process; a store
     only in memory, or ``workers`` None or 1, runs them one after another here.
+
+    Every field of a job's ``Response`` is honoured as jobflow's ``run_locally`` does (see
+    ``ncmflow.workflows.flowstate``): the flows it returns run right after it and resume by
+    (uuid, index) on a rerun; the jobs it stops are recorded in the store, so a rerun, or a later
+    stage's ``run_flow(..., only=...)``, reports them "stopped" and never runs them. The status
+    covers the flow's own jobs, not those of the flows they returned.
     """
     if workers is not None and workers > 1:
         from ncmflow.workflows.parallel import reopenable, run_parallel
@@ -79,24 +53,35 @@ def run_flow(flow: Flow, store: JobStore, workdir: Path, only: set[str] | None =
         spec = reopenable(store)
         if spec is not None:
             return run_parallel(flow, store, workdir, workers, spec, only=only)
+    state = FlowState(store, flow)
     jobs = [j for j, _ in flow.iterflow() if only is None or j.uuid in only]
-    done = finished(store, jobs)
-    status = {}
-    for job in jobs:
-        meta = job_meta(job)
-        if (job.uuid, job.index) in done:
-            status[job.uuid] = "reused"
-            progress.report(**meta, event="reused")
-            continue
-        progress.report(**meta, event="start")
-        with _inside(Path(workdir).resolve() / "runs" / job.uuid):
-            try:
-                response = job.run(store=store)
-            except Exception as exc:
-                raise JobFailed(f"job '{job.name}' failed: {str(exc).splitlines()[0]}") from exc
-        if response.replace is not None:
-            replacement = response.replace if isinstance(response.replace, Flow) else Flow(response.replace)
-            run_flow(replacement, store, workdir)
-        status[job.uuid] = "ran"
-        progress.report(**meta, event="done")
-    return status
+    return _run_jobs(state, jobs, Path(workdir).resolve())
+
+
+def _run_jobs(state: FlowState, jobs: list[Job], workdir: Path) -> dict[str, str]:
+    done = finished(state.store, jobs)
+    return {job.uuid: _run_job(state, job, (job.uuid, job.index) in done, workdir) for job in jobs}
+
+
+def _run_job(state: FlowState, job: Job, done: bool, workdir: Path) -> str:
+    """Reuse, stop or run one job, then the flows it returned (run_locally's order)."""
+    meta = job_meta(job)
+    if done:
+        progress.report(**meta, event="reused")
+        for _, jobs in state.new_jobs(job):  # resumed: an earlier run may have stopped amid them
+            _run_jobs(state, jobs, workdir)
+        return "reused"
+    if (stop := state.stop_reason(job)) is not None:
+        state.stop([stop])
+        progress.report(**meta, event="stopped")
+        return "stopped"
+    progress.report(**meta, event="start")
+    with inside(workdir / "runs" / job.uuid):
+        try:
+            fields = response_fields(job.run(store=state.store))
+        except Exception as exc:
+            raise JobFailed(f"job '{job.name}' failed: {str(exc).splitlines()[0]}") from exc
+    for _, jobs in state.record(job, fields):
+        _run_jobs(state, jobs, workdir)
+    progress.report(**meta, event="done")
+    return "ran"

@@ -1,10 +1,13 @@
-"""Where results live: a jobflow JobStore.
+"""Where results live: a jobflow JobStore, chosen by one rule (:func:`resolve_store`).
 
-Order of precedence: ``--store`` (a jobflow store file, .yaml/.json, or a folder for an
-embedded store) → the user's jobflow configuration (``JOBFLOW_CONFIG_FILE`` or
-``~/.jobflow.yaml`` with a ``JOB_STORE``, MongoDB in production) → an embedded montydb
-(sqlite) store in ``./ncmflow_data``, created on first use. Large arrays go to the ``data``
-additional store, never into the documents (MongoDB's 16 MB limit).
+Order of precedence: ``--store`` (a jobflow store file, .yaml/.json — or a jobflow config,
+whose ``JOB_STORE`` is used — or a folder for an embedded store) → the user's jobflow
+configuration (``JOBFLOW_CONFIG_FILE`` if set, and then it must exist; else
+``~/.jobflow.yaml``) with a ``JOB_STORE``, MongoDB in production → an embedded montydb
+(sqlite) store in ``./ncmflow_data``, created on first use. The resolved location is an
+absolute path: a submission pins it, so its batch jobs (other folders, maybe another
+environment) collect into the very store a local run would use. Large arrays go to the
+``data`` additional store, never into the documents (MongoDB's 16 MB limit).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +27,9 @@ if TYPE_CHECKING:  # ~1 s to import: imported where a store is opened, so `ncmfl
 DEFAULT_DIR = Path("ncmflow_data")
 DATABASE, OUTPUTS = "ncmflow", "outputs"  # the embedded store's montydb database and job-output collection
 CONNECT_LOCK = ".connect.lock"
+WRITE_LOCK = ".write.lock"  # writers of one embedded store, across worker processes
 FLOWS_COLLECTION = "ncmflow_flows"
+STORE_FILES = (".yaml", ".yml", ".json")  # a store given as a file; anything else is a folder
 
 
 def embedded_store(folder: Path) -> JobStore:
@@ -52,39 +58,78 @@ def embedded_folder(folder: str | Path) -> Path:
     return folder
 
 
-def embedded_location(location: str | Path | None = None) -> Path | None:
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where results live, resolved once: an absolute path, the same store from any folder.
+
+    ``str(location)`` is what batch jobs are given (``--store`` of a submission): resolved
+    again there, from another folder and without the submitting shell's environment, it is
+    the same location.
+    """
+
+    path: Path  # absolute: an embedded store's folder, or a store file / jobflow config (its JOB_STORE)
+    embedded: bool
+    source: str = field(default="--store", compare=False)  # how it was chosen, for messages
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def run_dir(self) -> Path:
+        """Where jobs run here compute (``runs/<uuid>``): the embedded store's folder, else
+        ./ncmflow_data."""
+        return self.path if self.embedded else DEFAULT_DIR.resolve()
+
+
+def resolve_store(location: str | Path | StoreLocation | None = None) -> StoreLocation:
+    """The one rule for where results live (module docstring), without importing jobflow.
+
+    An explicit location wins: a .yaml/.json file (a jobflow store spec, or a jobflow config
+    whose JOB_STORE is used) or a folder (embedded montydb, created on first use). Else the
+    user's jobflow config: ``JOBFLOW_CONFIG_FILE`` if set — a missing file is an error naming
+    it, never a silent fallback — else ``~/.jobflow.yaml`` if it exists. Else ./ncmflow_data.
+    """
+    if isinstance(location, StoreLocation):
+        return location
+    if location is not None and str(location):
+        path = Path(location).expanduser()
+        if path.suffix.lower() in STORE_FILES:
+            if not path.is_file():
+                raise ValueError(f"store file {path} does not exist")
+            return StoreLocation(path.resolve(), embedded=False)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"store path {path} is a file, not a folder: pass a folder or a store .yaml")
+        return StoreLocation(path.resolve(), embedded=True)
+    if env := os.environ.get("JOBFLOW_CONFIG_FILE"):
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ValueError(f"JOBFLOW_CONFIG_FILE names {env}, which does not exist: fix it, or unset it "
+                             f"to use ~/.jobflow.yaml or ./{DEFAULT_DIR}")
+        return StoreLocation(path.resolve(), embedded=False, source="JOBFLOW_CONFIG_FILE")
+    if (home := Path.home() / ".jobflow.yaml").is_file():
+        return StoreLocation(home.resolve(), embedded=False, source="~/.jobflow.yaml")
+    return StoreLocation(DEFAULT_DIR.resolve(), embedded=True, source="default")
+
+
+def embedded_location(location: str | Path | StoreLocation | None = None) -> Path | None:
     """The folder `get_store(location)` would open as an embedded montydb store, or None when
     the store comes from a store file or the user's jobflow config (MongoDB, usually).
 
     Decided without importing jobflow, so light commands (`ncmflow query`) can read the
     embedded store directly.
     """
-    if location is not None:
-        path = Path(location)
-        return None if path.suffix in (".yaml", ".yml", ".json") else path
-    return None if _user_config() is not None else DEFAULT_DIR
+    where = resolve_store(location)
+    return where.path if where.embedded else None
 
 
-def _user_config() -> Path | None:
-    env = os.environ.get("JOBFLOW_CONFIG_FILE")
-    path = Path(env) if env else Path.home() / ".jobflow.yaml"
-    return path if path.is_file() else None
-
-
-def get_store(location: str | Path | None = None) -> JobStore:
-    """The JobStore to use, connected; bad locations raise one-line ValueErrors."""
-    if location is not None:
-        path = Path(location)
-        if path.suffix in (".yaml", ".yml", ".json"):
-            if not path.is_file():
-                raise ValueError(f"store file {path} does not exist")
-            store = _load_store_file(path)
-        else:
-            store = embedded_store(path)
-    elif (config := _user_config()) is not None:
-        store = _load_store_file(config, key="JOB_STORE")
+def get_store(location: str | Path | StoreLocation | None = None) -> JobStore:
+    """The JobStore at ``resolve_store(location)``, connected; bad locations raise one-line
+    ValueErrors naming the file."""
+    where = resolve_store(location)
+    if where.embedded:
+        store = embedded_store(where.path)
     else:
-        store = embedded_store(DEFAULT_DIR)
+        store = _load_store_file(where.path, config=where.source != "--store")
     folder = getattr(store.docs_store, "database_path", None)  # a MontyStore on disk
     try:
         # maggma's MontyStore rewrites its montydb config file on every connect: two processes
@@ -96,7 +141,7 @@ def get_store(location: str | Path | None = None) -> JobStore:
             with file_lock(Path(folder) / CONNECT_LOCK):
                 store.connect()
     except Exception as exc:  # noqa: BLE001 — any backend failure means the store is unusable
-        raise ValueError(f"cannot connect to the store: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"cannot connect to the store {where}: {str(exc).splitlines()[0]}") from None
     return store
 
 
@@ -111,21 +156,29 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _load_store_file(path: Path, key: str | None = None) -> JobStore:
+def _load_store_file(path: Path, config: bool = False) -> JobStore:
+    """A jobflow store spec, or a jobflow config's JOB_STORE (which ``config`` files must have)."""
     from jobflow import JobStore
     from monty.serialization import loadfn
 
+    def malformed(exc: Exception) -> ValueError:
+        said = str(exc).strip() or type(exc).__name__
+        return ValueError(f"malformed store config {path}: {said.splitlines()[0]}")
+
     try:
         spec = loadfn(path)
-        if key is not None:
-            if key not in spec:
-                raise ValueError(f"{path} has no {key} section")
-            spec = spec[key]
+    except Exception as exc:  # noqa: BLE001 — malformed YAML or JSON, unreadable file, …
+        raise malformed(exc) from None
+    if isinstance(spec, dict) and "JOB_STORE" in spec:
+        spec = spec["JOB_STORE"]
+        if isinstance(spec, str):  # jobflow's JOB_STORE: a store file, relative to the config's folder
+            return _load_store_file(path.parent / Path(spec).expanduser())
+    elif config:
+        raise ValueError(f"{path} has no JOB_STORE section")
+    try:
         return spec if isinstance(spec, JobStore) else JobStore.from_dict_spec(spec)
-    except ValueError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — malformed YAML, unknown store type, …
-        raise ValueError(f"malformed store config {path}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 — unknown store type, missing fields, …
+        raise malformed(exc) from None
 
 
 def sibling_store(store: JobStore, collection: str) -> Store:

@@ -13,16 +13,18 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from jobflow import Flow, job
+from jobflow import Flow, OnMissing, job
 from monty.json import jsanitize
 
+from ncmflow.inputs.settings import PAPER, DftSettings
 from ncmflow.structures import MODELS, ni_hop_endpoints
 from ncmflow.structures.migration import HOP_KINDS
 from ncmflow.workflows.documents import BarrierDoc, BarrierRow, BarrierTable, mark_selected
-from ncmflow.workflows.engines import get_engine
+from ncmflow.workflows.engines import get_engine, write_inputs
 from ncmflow.workflows.neb import BarrierFlowMaker
 
 SITE_INFO = ("site_label", "hop_kind", "hop_depth", "moved_index", "n_index")
+FLOW_SCHEMA = 2  # in the key: a flow saved by an older ncmflow (other Maker fields) is not reloaded
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,14 @@ class StudyConfig:
         """ML potentials for the mlip engine; other engines compute their own energies."""
         return self.ml_models if self.engine == "mlip" else (None,)
 
+    def settings(self, potential: str | None = None) -> DftSettings:
+        """The study's tolerances (and ML potential) as the settings every engine reads."""
+        return PAPER.with_changes(fmax=self.relax_fmax, neb_fmax=self.neb_fmax, neb_steps=self.neb_steps,
+                                  **({"ml_model": potential} if potential else {}))
+
     @property
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True)
+        blob = json.dumps({**asdict(self), "schema": FLOW_SCHEMA}, sort_keys=True)
         return "study-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def site_count(self, model: str) -> int:
@@ -87,20 +94,30 @@ class StudyConfig:
         return 0
 
 
+NOT_RUN = "not run: an upstream job (an end-point relaxation) stopped its children"
+
+
 @job(output_schema=BarrierTable)
-def compare_barriers(docs: list[BarrierDoc]) -> BarrierTable:
-    """The study's last job: one row per NEB, the lowest saddle of each site marked."""
-    return BarrierTable(rows=mark_selected([BarrierRow.from_doc(d) for d in docs]))
+def compare_barriers(docs: list[BarrierDoc | None], slots: list[dict] | None = None) -> BarrierTable:
+    """The study's last job: one row per NEB, the lowest saddle of each site marked.
+
+    It runs even when some NEBs did not (its ``on_missing_references`` is ``NONE``: a
+    relaxation that returned ``stop_children`` stops its model's interpolation and NEB, not the
+    study); ``slots`` say which model, site and path each missing NEB was, and its row says why.
+    """
+    rows = [BarrierRow.from_doc(d) if d is not None else BarrierRow.not_run(reason=NOT_RUN, **slot)
+            for d, slot in zip(docs, slots or [{}] * len(docs), strict=True)]
+    return BarrierTable(rows=mark_selected(rows))
 
 
 def write_study_inputs(config: StudyConfig, folder: Path) -> list[Path]:
     """Every model's and site's end-point relaxations and NEB as input folders for the engine.
 
     The NEB folder interpolates the unrelaxed end points; on a cluster, ``ncmflow submit`` runs
-    the real flow, which interpolates between the relaxed ones.
+    the real flow, which interpolates between the relaxed ones. Every folder carries the
+    study's tolerances (``--quick`` writes the quick criteria).
     """
-    from ncmflow.inputs.write import write_inputs
-
+    settings = config.settings(config.potentials[0])
     if not Path(folder).parent.is_dir():
         raise ValueError(f"output folder {Path(folder).parent} does not exist")
     written = []
@@ -108,26 +125,24 @@ def write_study_inputs(config: StudyConfig, folder: Path) -> list[Path]:
         for site in range(config.site_count(model)):
             start, end = ni_hop_endpoints(model, config.hop, site)
             base = Path(folder) / model / f"site{site}"
-            written += write_inputs(config.engine, "relax", [start], base / "relax_start", bulk=False)
-            written += write_inputs(config.engine, "relax", [end], base / "relax_end", bulk=False)
-            written += write_inputs(config.engine, "neb", [start, end], base / "neb",
+            for which, structure in (("start", start), ("end", end)):
+                written += write_inputs(config.engine, "relax", [structure], base / f"relax_{which}",
+                                        settings, bulk=False)
+            written += write_inputs(config.engine, "neb", [start, end], base / "neb", settings,
                                     n_images=config.n_images)
     return written
 
 
 def _makers(config: StudyConfig, potential: str | None) -> BarrierFlowMaker:
     engine = get_engine(config.engine)
-    extra = {"ml_model": potential} if potential else {}
-    neb = engine.neb_maker(fmax=config.neb_fmax, steps=config.neb_steps, interpolation=config.interpolation,
-                           **extra)
+    settings = config.settings(potential)
     confirm = None
-    if config.confirm and getattr(neb, "uses_images", True):
-        options = {"optimizer": config.confirm_optimizer} if hasattr(neb, "optimizer") else {}
-        confirm = engine.neb_maker(fmax=config.neb_fmax, steps=2 * config.neb_steps,
-                                   interpolation=config.interpolation, **options, **extra)
+    if config.confirm and engine.neb_uses_images:
+        confirm = engine.neb_maker(settings.with_changes(neb_steps=2 * config.neb_steps),
+                                   config.confirm_optimizer)
     return BarrierFlowMaker(
-        relax_maker=engine.relax_maker(relax_cell=False, fmax=config.relax_fmax, **extra),
-        neb_maker=neb, n_images=config.n_images, interpolation=config.interpolation,
+        relax_maker=engine.relax_maker(settings, False), neb_maker=engine.neb_maker(settings, None),
+        n_images=config.n_images, interpolation=config.interpolation,
         confirm_maker=confirm, confirm_images=config.confirm_images,
     )
 
@@ -140,7 +155,7 @@ def _fingerprint(structure) -> str:
 
 def study_flow(config: StudyConfig) -> Flow:
     """Relaxations (shared where the structure is the same), per-site barrier flows, the table."""
-    flows, outputs = [], []
+    flows, outputs, slots = [], [], []
     for potential in config.potentials:
         maker = _makers(config, potential)
         shared: dict[str, object] = {}
@@ -159,7 +174,11 @@ def study_flow(config: StudyConfig) -> Flow:
                 barrier = maker.make(start, end, model, info, relaxed=tuple(relaxed))
                 flows.append(barrier)
                 outputs += barrier.output
-    table = compare_barriers(outputs)
+                slots += [{"model": model, "site": site, "path": path, "engine": config.engine,
+                           "potential": potential, "hop_kind": info.get("hop_kind")}
+                          for path in "AB"[:len(barrier.output)]]
+    table = compare_barriers(outputs, slots)
+    table.config.on_missing_references = OnMissing.NONE
     table.name = "compare barriers"
     table.metadata.update(stage="compare")
     flow = Flow([*flows, table], output=table.output, name=f"ncmflow study {config.engine}")

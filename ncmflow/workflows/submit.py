@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jobflow import Flow
 from monty.json import jsanitize
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ncmflow.workflows.collect import ERROR, read_outputs, write_json_atomic
 from ncmflow.workflows.hpc_config import Worker, check_label
@@ -42,7 +42,7 @@ class SubmissionRecord(BaseModel):
     id: str
     worker: str
     scheduler: str
-    store: str | None
+    store: str | None  # pinned_store(): absolute (None in records older than that: the user's default)
     flow_name: str
     created: str
     stages: list[StageRecord]
@@ -60,7 +60,12 @@ def load_record(folder: Path) -> SubmissionRecord:
     if not path.is_file():
         raise ValueError(f"{folder} is not a submission folder (no {RECORD}): pass the folder "
                          "'ncmflow submit' printed")
-    return SubmissionRecord.model_validate_json(path.read_text())
+    try:
+        return SubmissionRecord.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ValueError(f"{path} is not a submission record ({where or 'file'}: {first['msg']})") from None
 
 
 def plan_stages(flow: Flow) -> list[StageRecord]:
@@ -172,7 +177,13 @@ def submit_stages(record: SubmissionRecord, worker: Worker, folder: Path, names:
 
 def new_submission(flow: Flow, worker_name: str, worker: Worker, store: str | None,
                    label: str, dry_run: bool = False) -> tuple[Path, dict[str, str]]:
-    """Create the submission folder and submit every stage (or, for a dry run, only render)."""
+    """Create the submission folder and submit every stage (or, for a dry run, only render).
+
+    ``store`` is pinned (:func:`pinned_store`): the collect batch job opens the store a local
+    run here would, whatever its folder and environment.
+    """
+    if not dry_run:
+        store = pinned_store(store)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     sub_id = f"{check_label(label, 'flow label')}-{stamp}-{secrets.token_hex(2)}"
     folder = worker.work_dir / sub_id
@@ -208,7 +219,19 @@ def upstream_dirs(folder: Path, record: SubmissionRecord, stage: str) -> list[Pa
 
 
 def finished_uuids(folder: Path, stage: StageRecord) -> set[str]:
-    return {d["uuid"] for d in read_outputs(folder / "stages" / stage.name)["outputs"]}
+    """The stage's jobs that are done: finished, or stopped by an upstream job (stop_children)."""
+    done = {d["uuid"] for d in read_outputs(folder / "stages" / stage.name)["outputs"]}
+    return done | (stopped_uuids(folder) & set(stage.uuids))
+
+
+def stopped_uuids(folder: Path) -> set[str]:
+    """Jobs a Response stopped, as recorded by any stage of the submission (see flowstate)."""
+    from ncmflow.workflows.flowstate import STOPPED_COLLECTION
+
+    stages = Path(folder) / "stages"
+    return {d["uuid"] for stage_dir in (sorted(stages.iterdir()) if stages.is_dir() else [])
+            for d in read_outputs(stage_dir).get("state", {}).get(STOPPED_COLLECTION, [])
+            if d.get("uuid")}  # not the "flow:<uuid>" markers of stop_jobflow
 
 
 def error_reason(folder: Path, stage: StageRecord) -> str | None:
@@ -216,17 +239,12 @@ def error_reason(folder: Path, stage: StageRecord) -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
-def pinned_store(location: str | None) -> str | None:
-    """The store as an absolute location, so batch jobs (in other folders) find the same one."""
-    import os
+def pinned_store(location: str | Path | None) -> str:
+    """The store as batch jobs must open it: `resolve_store`'s absolute location, so they find
+    the same one as a local run from any folder, whatever their environment."""
+    from ncmflow.workflows.store import resolve_store
 
-    from ncmflow.workflows.store import DEFAULT_DIR
-
-    if location is not None:
-        return str(Path(location).resolve())
-    if os.environ.get("JOBFLOW_CONFIG_FILE") or (Path.home() / ".jobflow.yaml").is_file():
-        return None  # the user's jobflow config, read the same way on the nodes
-    return str(DEFAULT_DIR.resolve())
+    return str(resolve_store(location))
 
 
 def latest_submission(work_dirs: list[Path]) -> Path:

@@ -17,6 +17,7 @@ from ncmflow.workflows.submit import (
     error_reason,
     finished_uuids,
     queue_manager,
+    stopped_uuids,
     submit_stages,
 )
 
@@ -77,12 +78,15 @@ def stage_states(folder: Path, record: SubmissionRecord) -> dict[str, State]:
 def job_rows(folder: Path, record: SubmissionRecord, states: dict[str, State]) -> list[dict[str, str]]:
     """One row per flow job: a stage's state shows on its first unfinished job."""
     rows = []
+    stopped = stopped_uuids(folder)
     for stage in record.stages:
         done = finished_uuids(folder, stage)
         state, reason = states[stage.name]
         first = True
         for job in stage.jobs:
-            if job["uuid"] in done:
+            if job["uuid"] in stopped:
+                row_state, row_reason = "stopped", "an upstream job stopped its children"
+            elif job["uuid"] in done:
                 row_state, row_reason = "completed", ""
             elif first:
                 row_state, row_reason, first = state, reason, False

@@ -19,8 +19,9 @@ from jobflow import job
 from monty.json import jsanitize
 from pymatgen.core import Structure
 
-from ncmflow.inputs.settings import PAPER
-from ncmflow.workflows.engines import Engine
+from ncmflow.inputs.gpaw import CELL_RELAX_REFUSED, write_gpaw
+from ncmflow.inputs.settings import PAPER, DftSettings, written_tolerances
+from ncmflow.workflows.engines import Engine, Tolerances
 from ncmflow.workflows.neb import CiNebMaker
 
 DENSITY_CUBE = "density.cube"
@@ -29,9 +30,10 @@ RELAX_STEPS = "relax_steps.traj"
 OPTIMIZER_STATE = "optimizer.json"
 
 
-def calculator(encut: float | None = None, dispersion: str = PAPER.dispersion,
-               txt: str | None = None, **gpaw_kwargs: Any) -> Any:
-    """GPAW PW (+ D3) with the paper's settings; ``encut``/``kpts``/… override for cheap runs.
+def calculator(settings: DftSettings = PAPER, stress: bool = True, txt: str | None = None,
+               **gpaw_kwargs: Any) -> Any:
+    """GPAW PW (+ D3) with ``settings``; GPAW keywords (``kpts``, …) override for cheap runs.
+    ``stress`` is accepted for the engine contract; nothing here relaxes a cell (see relax_maker).
 
     ``txt=None`` by default: a NEB makes one calculator per image and they would share a log.
     Symmetry is off: GPAW stops with ``SymmetryBrokenError`` when a relaxation or NEB moves an
@@ -39,8 +41,7 @@ def calculator(encut: float | None = None, dispersion: str = PAPER.dispersion,
     """
     from ncmflow.inputs.gpaw import gpaw_calculator
 
-    return gpaw_calculator(None, PAPER.with_changes(dispersion=dispersion), "pw", txt,
-                           encut=encut, **({"symmetry": "off"} | gpaw_kwargs))
+    return gpaw_calculator(None, settings, "pw", txt, **({"symmetry": "off"} | gpaw_kwargs))
 
 
 def with_start_moments(structure: Structure) -> Structure:
@@ -53,12 +54,11 @@ class GpawRelaxMaker(AseRelaxMaker):
     """atomate2's ASE relaxation (the paper's BFGS) on GPAW PW + D3."""
 
     name: str = "gpaw relax"
-    encut: float | None = None
-    dispersion: str = PAPER.dispersion
+    settings: DftSettings = PAPER
     gpaw_kwargs: dict = field(default_factory=dict)
 
     def _get_calculator(self) -> Any:
-        return calculator(self.encut, self.dispersion, txt="gpaw.txt", **self.gpaw_kwargs)
+        return calculator(self.settings, txt="gpaw.txt", **self.gpaw_kwargs)
 
     def run_ase(self, mol_or_struct: Structure, prev_dir: str | Path | None = None) -> Any:
         """A fixed-cell relaxation keeps every step in ``relax_steps.traj`` and the optimizer's
@@ -95,18 +95,23 @@ class GpawStaticMaker(GpawRelaxMaker):
     steps: int = 1
 
 
-def relax_maker(relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 200,
-                **kwargs: Any) -> GpawRelaxMaker:
+def relax_maker(settings: DftSettings = PAPER, relax_cell: bool = False,
+                gpaw_kwargs: dict | None = None) -> GpawRelaxMaker:
     if relax_cell:
-        raise ValueError("GPAW 26.7's plane-wave stress disagrees with its energies (LiNiO2: −60 GPa "
-                         "where E(V) gives +1 GPa): relax the cell with another engine, or fit "
-                         "E(a, c) as benchmarks/dft_checks.py does")
-    return GpawRelaxMaker(relax_cell=relax_cell, steps=steps, relax_kwargs={"fmax": fmax},
-                          optimizer_kwargs={"optimizer": PAPER.optimizer}, **kwargs)
+        raise ValueError(CELL_RELAX_REFUSED)
+    return GpawRelaxMaker(settings=settings, relax_cell=relax_cell, steps=settings.relax_steps,
+                          relax_kwargs={"fmax": settings.fmax},
+                          optimizer_kwargs={"optimizer": settings.optimizer}, gpaw_kwargs=gpaw_kwargs or {})
 
 
-def neb_maker(fmax: float = 0.05, steps: int = 200, **kwargs: Any) -> CiNebMaker:
-    return CiNebMaker(engine="gpaw", fmax=fmax, steps=steps, **kwargs)
+def static_maker(settings: DftSettings = PAPER, gpaw_kwargs: dict | None = None) -> GpawStaticMaker:
+    return GpawStaticMaker(settings=settings, gpaw_kwargs=gpaw_kwargs or {})
+
+
+def neb_maker(settings: DftSettings = PAPER, optimizer: str | None = None,
+              gpaw_kwargs: dict | None = None) -> CiNebMaker:
+    return CiNebMaker(engine="gpaw", settings=settings, engine_options=gpaw_kwargs or {},
+                      **({"optimizer": optimizer} if optimizer else {}))
 
 
 def _checkpoint(atoms: Any) -> Any:
@@ -137,10 +142,12 @@ def gpaw_electronic_structure(
     ``gpaw_kwargs`` override GPAW keywords, e.g. ``kpts`` for a cheap run.
     Energies in the returned PDOS/COHP are E − E_F (eV); COHPs are keyed "Ni12-N45".
     """
-    from ncmflow.analysis.cdd import DensityGrid
-    from ncmflow.analysis.gpaw_readers import gpaw_cohp, gpaw_pdos
+    from ase.io.cube import write_cube
+    from ase.units import Bohr
+
     from ncmflow.inputs.gpaw import gpaw_calculator, slab_boundaries
     from ncmflow.inputs.settings import to_ase_atoms
+    from ncmflow.workflows.lcao import gpaw_cohp, gpaw_pdos
 
     atoms = slab_boundaries(to_ase_atoms(structure))
     atoms.set_constraint()
@@ -156,7 +163,9 @@ def gpaw_electronic_structure(
         calc.write(CHECKPOINT, mode="all")  # with wave functions: the COHP needs them
     # on the grid twice as fine as the SCF's: the density near the Ni and N cores is steep
     density = calc.get_all_electron_density(gridrefinement=2)
-    cube = DensityGrid(density, atoms).write(Path.cwd() / DENSITY_CUBE)
+    cube = Path.cwd() / DENSITY_CUBE
+    with open(cube, "w") as fh:  # e/Å³ → e/bohr³, the cube format's unit (VESTA reads it)
+        write_cube(fh, atoms, data=density * Bohr**3)
     symbols = atoms.get_chemical_symbols()
     cohp = {f"{symbols[a]}{a}-{symbols[b]}{b}": {"sites": [a, b],
                                                  "length": float(atoms.get_distance(a, b, mic=True)),
@@ -174,8 +183,10 @@ ENGINE = Engine(
     name="gpaw",
     description="GPAW PAW DFT, PBE-D3(BJ), plane waves (LCAO for PDOS/COHP), serial on the CPU",
     relax_maker=relax_maker,
-    static_maker=GpawStaticMaker,
+    static_maker=static_maker,
     neb_maker=neb_maker,
+    write_inputs=write_gpaw,
+    read_tolerances=lambda job, folder: Tolerances(**written_tolerances(folder)),
     calculator=calculator,
     python_modules=("gpaw", "dftd3"),
     install_hint="apt-get install -y libxc-dev libopenblas-dev; "

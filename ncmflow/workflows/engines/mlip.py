@@ -13,9 +13,9 @@ from functools import lru_cache
 from atomate2.ase.jobs import AseRelaxMaker
 
 from ncmflow import idle_cores
-from ncmflow.inputs.mlip import MODELS, potential
-from ncmflow.inputs.settings import PAPER
-from ncmflow.workflows.engines import Engine
+from ncmflow.inputs.mlip import MODELS, potential, write_mlip
+from ncmflow.inputs.settings import PAPER, DftSettings, written_tolerances
+from ncmflow.workflows.engines import Engine, Tolerances
 from ncmflow.workflows.neb import CiNebMaker
 
 
@@ -33,26 +33,30 @@ def torch_threads() -> int:
 
 
 def potentials() -> tuple[str, ...]:
-    """The names ``ml_model`` accepts: the offline potentials of ``ncmflow.inputs.mlip``."""
+    """The names ``settings.ml_model`` accepts: the offline potentials of ``ncmflow.inputs.mlip``."""
     return MODELS
 
 
-def calculator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion, stress: bool = True):
-    """The potential ``ml_model`` + D3 with the functional it was trained on (torch threads set);
-    ``stress=False`` for runs at fixed cell, which then never pay for it."""
+def calculator(settings: DftSettings = PAPER, stress: bool = True):
+    """The potential ``settings.ml_model`` + D3 with the functional it was trained on (torch
+    threads set); ``stress=False`` for runs at fixed cell, which then never pay for it.
+
+    Not atomate2's ``forcefields.utils.ase_calculator``: its CHGNet calculator computes energy,
+    forces, stress and moments on every call (0.92 s vs 0.54 s for "ef", 109 atoms) and adds
+    no D3; the weights are shared across calculators here (see ``ncmflow.inputs.mlip``).
+    """
     import torch
 
     from ncmflow.inputs.mlip import ml_calculator
 
-    potential(ml_model)  # an unknown name fails before torch is touched
-
+    potential(settings.ml_model)  # an unknown name fails before torch is touched
     # CHGNet converts a grad-tracking tensor on every call; harmless, and it floods the terminal
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
     torch.set_num_threads(torch_threads())
-    return ml_calculator(PAPER.with_changes(ml_model=ml_model, dispersion=dispersion), stress=stress)
+    return ml_calculator(settings, stress=stress)
 
 
-def band_evaluator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispersion):
+def band_evaluator(settings: DftSettings = PAPER):
     """All moving images of a NEB step in one batched model call (see ``ml_band_evaluator``)."""
     import torch
 
@@ -60,19 +64,18 @@ def band_evaluator(ml_model: str = PAPER.ml_model, dispersion: str = PAPER.dispe
 
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
     torch.set_num_threads(torch_threads())
-    return ml_band_evaluator(PAPER.with_changes(ml_model=ml_model, dispersion=dispersion))
+    return ml_band_evaluator(settings)
 
 
 @dataclass
 class MlipRelaxMaker(AseRelaxMaker):
-    """atomate2's ASE relaxation with the paper's optimizer (BFGS) on ``ml_model`` + D3."""
+    """atomate2's ASE relaxation with the settings' optimizer (BFGS) on ``ml_model`` + D3."""
 
     name: str = "mlip relax"
-    ml_model: str = PAPER.ml_model
-    dispersion: str = PAPER.dispersion
+    settings: DftSettings = PAPER
 
     def _get_calculator(self):
-        return calculator(self.ml_model, self.dispersion, stress=self.relax_cell)
+        return calculator(self.settings, stress=self.relax_cell)
 
 
 @dataclass
@@ -84,28 +87,35 @@ class MlipStaticMaker(MlipRelaxMaker):
     steps: int = 1
 
     def _get_calculator(self):
-        return calculator(self.ml_model, self.dispersion)  # a single point reports its stress
+        return calculator(self.settings)  # a single point reports its stress
 
 
-def relax_maker(
-    relax_cell: bool = False, fmax: float = PAPER.fmax, steps: int = 500, ml_model: str = PAPER.ml_model
-) -> MlipRelaxMaker:
-    potential(ml_model)  # a misspelt model fails when the flow is built, not when the job runs
-    return MlipRelaxMaker(relax_cell=relax_cell, steps=steps, relax_kwargs={"fmax": fmax},
-                          optimizer_kwargs={"optimizer": PAPER.optimizer}, ml_model=ml_model)
+def relax_maker(settings: DftSettings = PAPER, relax_cell: bool = False) -> MlipRelaxMaker:
+    potential(settings.ml_model)  # a misspelt model fails when the flow is built, not when it runs
+    return MlipRelaxMaker(settings=settings, relax_cell=relax_cell, steps=settings.relax_steps,
+                          relax_kwargs={"fmax": settings.fmax},
+                          optimizer_kwargs={"optimizer": settings.optimizer})
 
 
-def neb_maker(fmax: float = 0.05, steps: int = 400, ml_model: str = PAPER.ml_model, **kwargs) -> CiNebMaker:
-    potential(ml_model)
-    return CiNebMaker(engine="mlip", fmax=fmax, steps=steps, engine_options={"ml_model": ml_model}, **kwargs)
+def static_maker(settings: DftSettings = PAPER) -> MlipStaticMaker:
+    potential(settings.ml_model)
+    return MlipStaticMaker(settings=settings)
+
+
+def neb_maker(settings: DftSettings = PAPER, optimizer: str | None = None) -> CiNebMaker:
+    potential(settings.ml_model)
+    return CiNebMaker(engine="mlip", settings=settings, potential=settings.ml_model,
+                      **({"optimizer": optimizer} if optimizer else {}))
 
 
 ENGINE = Engine(
     name="mlip",
     description="CHGNet + D3(BJ) on the CPU (embedded default; also CHGNet r2SCAN, SevenNet)",
     relax_maker=relax_maker,
-    static_maker=MlipStaticMaker,
+    static_maker=static_maker,
     neb_maker=neb_maker,
+    write_inputs=write_mlip,
+    read_tolerances=lambda job, folder: Tolerances(**written_tolerances(folder)),
     calculator=calculator,
     band_evaluator=band_evaluator,
     python_modules=("chgnet", "dftd3"),
