@@ -38,13 +38,15 @@ def test_cluster_engines_say_what_is_missing():
     assert get_engine("mlip").missing() is None
 
 
-@pytest.mark.parametrize("engine", ["mlip", "vasp", "castep"])
+@pytest.mark.parametrize("engine", engine_names())
 def test_study_flow_serialises_for_every_engine(engine):
     flow = study_flow(StudyConfig.create(engine, models=("bulk",), sites=1))
     back = MontyDecoder().process_decoded(jsanitize(flow.as_dict(), strict=True, allow_bson=True))
     jobs = [j for j, _ in back.iterflow()]
     tag = "bulk site 0" + (" chgnet" if engine == "mlip" else "")
-    paths = ["A"] if engine == "castep" else ["A", "B"]  # LST/QST uses only the end points
+    # LST/QST (castep) uses only the end points: no second, denser band
+    paths = ["A", "B"] if get_engine(engine).neb_uses_images else ["A"]
+    assert (engine == "castep") == (paths == ["A"])
     assert [j.name for j in jobs[:2]] == [f"{tag} relax start", f"{tag} relax end"]
     assert sorted({j.metadata["path"] for j in jobs if j.metadata.get("stage") == "neb"}) == paths
     assert jobs[-1].name == "compare barriers"

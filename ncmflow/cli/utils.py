@@ -38,7 +38,7 @@ USER_ERRORS: tuple[str, ...] = (
     "builtins.OSError",  # only about a named file (its ``filename`` set): see is_user_error
     f"{CLICK.__name__}.ClickException",  # usage errors: unknown option, bad value, missing argument
     "pydantic_core.ValidationError",  # a config or record file that does not validate
-    "ncmflow.workflows.runner.JobFailed",
+    "ncmflow.workflows.flowstate.JobFailed",  # a job raised (run_flow, either runner)
     f"{__name__}.UserError",
 )
 
@@ -128,6 +128,7 @@ def check_parent(path: Path) -> None:
 # In help texts: the engine registry's names, filled in when a help is shown (NcmflowCommand):
 # the registry looks up plugins in the installed packages' metadata, ~30 ms every command would pay.
 ENGINES = "{engines}"
+POTENTIALS = "{potentials}"
 
 
 class NcmflowCommand(TyperCommand):
@@ -140,6 +141,10 @@ class NcmflowCommand(TyperCommand):
         for param in self.params:
             if isinstance(getattr(param, "help", None), str):
                 param.help = param.help.replace(ENGINES, names)
+                if POTENTIALS in param.help:  # imports pymatgen: only for commands that show it
+                    from ncmflow.inputs.mlip import MODELS
+
+                    param.help = param.help.replace(POTENTIALS, ", ".join(MODELS))
         super().format_help(ctx, formatter)
 
 
@@ -173,8 +178,7 @@ SitesOption = Annotated[
     int | None, typer.Option(help="Hop sites per model \\[default: 2 with --quick, else 4].")
 ]
 MlModelsOption = Annotated[str, typer.Option(
-    "--ml-models", help="Comma-separated offline ML potentials for the mlip engine: chgnet, chgnet-r2scan, "
-    "sevennet, sevennet-mf.")]
+    "--ml-models", help=f"Comma-separated offline ML potentials for the mlip engine: {POTENTIALS}.")]
 ModelsOption = Annotated[str, typer.Option(help="Comma-separated migration models.")]
 
 
