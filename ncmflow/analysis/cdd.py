@@ -54,7 +54,10 @@ class DensityGrid:
         from pymatgen.io.ase import AseAtomsAdaptor
         from pymatgen.io.vasp import Chgcar
 
-        chg = Chgcar.from_file(str(path))
+        from ncmflow.structures.files import parsing
+
+        with parsing(path, "CHGCAR"):
+            chg = Chgcar.from_file(str(path))
         return cls(chg.data["total"] / chg.structure.volume,
                    AseAtomsAdaptor.get_atoms(chg.structure), chgcar=chg)
 
@@ -63,7 +66,9 @@ class DensityGrid:
         """From a periodic cube file; Gaussian-cube densities are e/bohr³ (`bohr_units`)."""
         from ase.io.cube import read_cube
 
-        with open(path) as fh:
+        from ncmflow.structures.files import parsing
+
+        with parsing(path, "cube file"), open(path) as fh:
             cube = read_cube(fh)
         data = cube["data"] / Bohr**3 if bohr_units else cube["data"]
         return cls(data, cube["atoms"], np.asarray(cube["origin"], dtype=float))

@@ -59,21 +59,34 @@ def read_lobster_cohp(
     from pymatgen.core import Structure
     from pymatgen.io.lobster import Cohpcar, Icohplist
 
+    from ncmflow.structures.files import parsing
+
     folder = Path(folder)
-    structure = Structure.from_file(_find(folder, "CONTCAR", "POSCAR"))
-    cohpcar = Cohpcar(filename=str(_find(folder, "COHPCAR.lobster")))
-    icohps = Icohplist(filename=str(_find(folder, "ICOHPLIST.lobster"))).icohplist
+    files = {"structure": _find(folder, "CONTCAR", "POSCAR"), "cohp": _find(folder, "COHPCAR.lobster"),
+             "icohp": _find(folder, "ICOHPLIST.lobster")}
+    with parsing(files["structure"], "POSCAR"):
+        structure = Structure.from_file(files["structure"])
+    with parsing(files["cohp"], "COHPCAR.lobster"):
+        cohpcar = Cohpcar(filename=str(files["cohp"]))
+    with parsing(files["icohp"], "ICOHPLIST.lobster"):
+        icohps = Icohplist(filename=str(files["icohp"])).icohplist
     names = [f"{site.specie.symbol}{i + 1}" for i, site in enumerate(structure)]
 
     chosen = []
     for label, bond in cohpcar.cohp_data.items():
         if label == "average" or (labels is not None and label not in labels):
             continue
+        if max(bond["sites"]) >= len(structure):
+            raise ValueError(f"{files['cohp']}: bond {label} joins site {max(bond['sites']) + 1}, but "
+                             f"{files['structure']} has {len(structure)} sites: files of different runs?")
         elements = sorted(structure[i].specie.symbol for i in bond["sites"])
         if pair is not None and elements != sorted(pair):
             continue
         if max_length is not None and bond["length"] > max_length:
             continue
+        if label not in icohps:
+            raise ValueError(f"{files['icohp']} has no bond {label} of {files['cohp'].name}: cut short, "
+                             "or of another run?")
         if abs(icohps[label]["length"] - bond["length"]) > 1e-3:
             raise ValueError(f"bond {label}: COHPCAR and ICOHPLIST disagree; different runs?")
         chosen.append(label)
@@ -81,6 +94,10 @@ def read_lobster_cohp(
         raise ValueError(f"{folder}: no bonds match pair={pair}, max_length={max_length}")
 
     spins = list(cohpcar.cohp_data[chosen[0]]["COHP"])
+    short = [lb for lb in chosen if set(spins) - set(icohps[lb]["icohp"])]
+    if short:
+        raise ValueError(f"{files['icohp']}: bond {short[0]} lacks the spin channels of {files['cohp'].name} "
+                         f"({', '.join(s.name for s in spins)}): cut short, or of another run?")
     return CohpResult(
         energies=np.asarray(cohpcar.energies, dtype=float),  # LOBSTER already puts E_F at 0
         labels=chosen,

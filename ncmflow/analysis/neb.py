@@ -123,8 +123,14 @@ def profile_from_vasp_neb(folder: str | Path) -> BarrierProfile:
     missing = [d.name for d in image_dirs if _outcar(d) is None]
     if missing:
         raise FileNotFoundError(f"{folder}: no OUTCAR in image folder(s) {', '.join(missing)}")
-    images = [read(_outcar(d), format="vasp-out", index=-1) for d in image_dirs]
-    return profile_from_images(images)
+    return profile_from_images([_last_step(_outcar(d)) for d in image_dirs])
+
+
+def _last_step(outcar: Path) -> Atoms:
+    from ncmflow.structures.files import parsing
+
+    with parsing(outcar, "OUTCAR"):
+        return read(outcar, format="vasp-out", index=-1)
 
 
 def draw_profiles(ax, profiles: dict[str, BarrierProfile], colors: dict[str, str] | None = None,

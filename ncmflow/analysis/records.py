@@ -114,11 +114,14 @@ def query_records(location: str | Path | None = None, kind: str | None = None, m
     """`list_records` of the store `get_store(location)` opens, without importing jobflow when
     that is the embedded montydb store (`ncmflow query` answers in a fraction of a second)."""
     from ncmflow.analysis import records_index
-    from ncmflow.workflows.store import embedded_folder, embedded_location
+    from ncmflow.workflows.store import CONNECT_LOCK, DATABASE, embedded_folder, embedded_location
+    from ncmflow.workflows.storecheck import check_store
 
     _check_kind(kind)
     if (folder := embedded_location(location)) is not None:
-        path = records_index.embedded_collection_file(embedded_folder(folder))
+        folder = embedded_folder(folder)
+        check_store(folder, DATABASE, lock=folder / CONNECT_LOCK)  # as get_store does: one line
+        path = records_index.embedded_collection_file(folder)
         found = records_index.indexed_records(path, kind=kind, model=model, engine=engine, since=since)
         if found is not None:
             return found

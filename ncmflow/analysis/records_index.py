@@ -22,7 +22,9 @@ The slow part (decoding changed documents) runs in a read snapshot without locki
 writers (montydb waits only 5 s for a lock); the summary rows are then written in one short
 transaction, unless another process has applied a newer state meanwhile (``applied``
 watermark). Any SQLite error — read-only store, not a montydb file — returns None and the
-caller falls back to the ordinary query, so a result is never missing, only slower.
+caller falls back to the ordinary query, so a result is never missing, only slower (a damaged
+file is then named by the store's check, `workflows.storecheck`, which `records.query_records`
+runs first); a document that does not decode is a ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ncmflow.analysis.records import record
+from ncmflow.workflows.storecheck import corrupted
 
 # bump when `records.record` changes: stored summaries are then rebuilt from the documents
 VERSION = 1
@@ -59,7 +62,8 @@ _SCHEMA = (
 def collection_file(store: Any) -> Path | None:
     """The SQLite file of a JobStore's outputs when they are in montydb on disk, else None."""
     docs = getattr(store, "docs_store", None)
-    if type(docs).__name__ != "MontyStore" or getattr(docs, "storage", None) != "sqlite":
+    monty = "MontyStore" in {c.__name__ for c in type(docs).__mro__}  # maggma's, or the embedded store's
+    if not monty or getattr(docs, "storage", None) != "sqlite":
         return None
     if getattr(docs, "database_path", ":memory:") == ":memory:":
         return None
@@ -98,9 +102,9 @@ def indexed_records(path: Path, kind: str | None = None, model: str | None = Non
                 return None
             if _version(conn) != VERSION:
                 _set_up(conn)
-            _update(conn)
+            _update(conn, path)
             return _select(conn, kind, model, engine, since)
-    except sqlite3.Error:
+    except sqlite3.Error:  # a damaged file too: the store the fallback opens is checked (`storecheck`)
         return None
 
 
@@ -136,7 +140,7 @@ def _set_up(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _update(conn: sqlite3.Connection) -> None:
+def _update(conn: sqlite3.Connection, path: Path) -> None:
     """Bring the summary up to the documents as they are now (see the module docstring)."""
     conn.execute("BEGIN")  # a read snapshot: writers carry on meanwhile
     try:
@@ -151,7 +155,7 @@ def _update(conn: sqlite3.Connection) -> None:
                 if found is None:
                     gone.append((k,))
                 else:
-                    rows.append((k, *_summary_row(found[0], _decode(found[1]))))
+                    rows.append((k, *_summary_row(found[0], _decode(path, found[1]))))
     finally:
         conn.execute("COMMIT")
     if end <= applied:
@@ -170,13 +174,15 @@ def _update(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _decode(value: bytes | str) -> dict[str, Any]:
+def _decode(path: Path, value: bytes | str) -> dict[str, Any]:
     """A stored montydb document: BSON (maggma's default, ``use_bson``) or montydb's JSON."""
-    if isinstance(value, str):
-        return json.loads(value)
     import bson
 
-    return bson.decode(bytes(value))
+    try:
+        return json.loads(value) if isinstance(value, str) else bson.decode(bytes(value))
+    except Exception as exc:  # noqa: BLE001 — InvalidBSON, JSONDecodeError …: bytes changed under SQLite
+        raise corrupted(path, f"holds a document that does not decode ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def _summary_row(rowid: int, doc: dict[str, Any]) -> tuple:

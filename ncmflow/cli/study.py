@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,10 +19,28 @@ from ncmflow.cli.utils import (
     StoreOption,
     UserError,
     console,
+    err,
     out_option,
 )
 
 app = NcmflowTyper()
+INTERRUPTED = "interrupted; run the same command again to resume"
+
+
+@contextlib.contextmanager
+def resumable() -> Iterator[None]:
+    """Ctrl-C: one line on stderr and exit code 130 (128 + SIGINT, as shells report it), no
+    traceback; the store keeps every finished job and the NEB checkpoints stay in ``runs/``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+
+
+def _say_waiting(pid: int | None) -> None:
+    err.print(f"another ncmflow study is running this study (pid {pid or '?'}); waiting…",
+              highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -47,7 +67,9 @@ def study(
 ) -> None:
     """Run the Ni-migration barrier study and write the report.
 
-    Interrupt it and run it again: finished jobs are reused from the store. For engines that run
+    Interrupt it (Ctrl-C, or even kill -9) and run it again: finished jobs are reused from the store
+    and a NEB goes on from its last step. Two runs of one study on one store folder never compute
+    at once: the second waits for the first, then reuses what it finished. For engines that run
     elsewhere, `--write-inputs DIR` writes the study's input folders instead. With
     `--engine gpaw --electronic` it runs the electronic study of the Ni–N bond into OUT/electronic.
 
@@ -55,10 +77,17 @@ def study(
     `ncmflow study --engine castep --write-inputs castep_inputs`;
     `ncmflow study --engine gpaw --electronic`
     """
+    with resumable():
+        _study(engine, quick, models, hop, sites, ml_models, store, out, write_inputs, electronic, workers)
+
+
+def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, ml_models: str,
+           store: str | None, out: Path, write_inputs: Path | None, electronic: bool,
+           workers: int | None) -> None:
     from ncmflow.analysis.barriers import write_report
     from ncmflow.workflows.engines import get_engine
     from ncmflow.workflows.runner import saved_flow
-    from ncmflow.workflows.store import get_store, resolve_store
+    from ncmflow.workflows.store import get_store, resolve_store, study_lock
     from ncmflow.workflows.study import study_flow
 
     if electronic:
@@ -78,13 +107,14 @@ def study(
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
     where = resolve_store(store)
     job_store = get_store(where)
-    flow = saved_flow(job_store, config.key, lambda: study_flow(config))
     from ncmflow.workflows.progress import row_label
 
     rows = tuple(row_label(m, k, p) for p in config.potentials for m in config.models
                  for k in range(config.site_count(m)))
-    display = _run_saved(flow, job_store, where, config.key, (*rows, "compare"), workers)
-    files = write_report(job_store, out, study=config.key)
+    with study_lock(where, config.key, waiting=_say_waiting):
+        flow = saved_flow(job_store, config.key, lambda: study_flow(config))
+        display = _run_saved(flow, job_store, where, config.key, (*rows, "compare"), workers)
+        files = write_report(job_store, out, study=config.key)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():
         console.print(f"wrote {path}")
@@ -129,7 +159,7 @@ def _electronic_study(store: str | None, out: Path) -> None:
     from ncmflow.workflows.electronic import ElectronicConfig, electronic_flow
     from ncmflow.workflows.engines import get_engine
     from ncmflow.workflows.runner import saved_flow
-    from ncmflow.workflows.store import get_store, resolve_store
+    from ncmflow.workflows.store import get_store, resolve_store, study_lock
 
     problem = get_engine("gpaw").missing()
     if problem:
@@ -137,9 +167,10 @@ def _electronic_study(store: str | None, out: Path) -> None:
     config = ElectronicConfig()
     where = resolve_store(store)
     job_store = get_store(where)
-    flow = saved_flow(job_store, config.key, lambda: electronic_flow(config))
-    display = _run_saved(flow, job_store, where, config.key, ("electronic",), workers=1)  # GPAW's BLAS
-    files = write_electronic_report(load_electronic(job_store, config.key), out)
+    with study_lock(where, config.key, waiting=_say_waiting):
+        flow = saved_flow(job_store, config.key, lambda: electronic_flow(config))
+        display = _run_saved(flow, job_store, where, config.key, ("electronic",), workers=1)  # GPAW's BLAS
+        files = write_electronic_report(load_electronic(job_store, config.key), out)
     console.print(display.summary(files["md"].read_text()))
     for path in files.values():
         console.print(f"wrote {path}")

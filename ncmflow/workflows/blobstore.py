@@ -13,22 +13,94 @@ and a lookup by key reads just those rows of montydb's SQLite table (``documents
 else — other criteria, sorting, a key not found that way (a blob written by a plain
 ``MontyStore``, e.g. an older store) — takes maggma's ordinary query, so nothing stored is
 ever missed; the fast path is only taken when it finds every requested key.
+
+Both collections of the embedded store are :class:`FileMontyStore` s: SQLite's errors name
+their file — a damaged file is a ValueError, a full disk a ``DiskFull`` (SQLite rolls the
+write back: every document written before is kept, measured) — and a connect leaves
+montydb's settings files alone when they already say what maggma would write (maggma
+rewrites them on every connect: a full disk or a kill between its truncation and its write
+left them empty).
 """
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from maggma.stores import MontyStore
 from monty.json import jsanitize
 
+from ncmflow.workflows.storecheck import CONFIG_FILE, ENGINE_FILE, sqlite_error
+
 TABLE = "documents"  # montydb.storage.sqlite.SQLITE_RECORD_TABLE
 
 
-class KeyedMontyStore(MontyStore):
+class FileMontyStore(MontyStore):
+    """A ``MontyStore`` on disk whose SQLite errors name its file (see the module docstring)."""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database_path) / self.database_name / f"{self.collection_name}.collection"
+
+    @contextlib.contextmanager
+    def _named(self, writing: bool = False) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            said = sqlite_error(exc, self.path, writing) if self.storage == "sqlite" else None
+            if said is None:
+                raise
+            raise said from exc
+
+    def connect(self, force_reset: bool = False) -> None:
+        if self.database_path == ":memory:" or (self._coll and not force_reset) or not self._settled():
+            return super().connect(force_reset)
+        from montydb import MontyClient  # the settings as maggma would write them: not rewritten
+
+        self._coll = MontyClient(self.database_path, **self.client_kwargs)[self.database_name][
+            self.collection_name]
+        return None
+
+    def _settled(self) -> bool:
+        """montydb's settings files say what maggma's connect would write into them."""
+        folder = Path(self.database_path)
+        parser = configparser.ConfigParser()
+        try:
+            engine = (folder / ENGINE_FILE).read_text().strip()
+            parser.read_string((folder / CONFIG_FILE).read_text())
+            found = dict(parser.items(self.storage))
+        except (OSError, UnicodeDecodeError, configparser.Error):
+            return False
+        wanted = {k: ("yes" if v else "") if isinstance(v, bool) else str(v)
+                  for k, v in self.storage_kwargs.items()}
+        return engine == self.storage and all(found.get(k) == v for k, v in wanted.items())
+
+    def query(self, *args: Any, **kwargs: Any) -> Iterator[dict]:
+        with self._named():
+            yield from super().query(*args, **kwargs)
+
+    def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
+        with self._named(writing=True):
+            return super().update(docs, key)
+
+    def count(self, *args: Any, **kwargs: Any) -> int:
+        with self._named():
+            return super().count(*args, **kwargs)
+
+    def distinct(self, *args: Any, **kwargs: Any) -> list:
+        with self._named():
+            return super().distinct(*args, **kwargs)
+
+    def remove_docs(self, *args: Any, **kwargs: Any) -> None:
+        with self._named(writing=True):
+            return super().remove_docs(*args, **kwargs)
+
+
+class KeyedMontyStore(FileMontyStore):
     """A ``MontyStore`` whose documents live under ``_id`` = their (single-field) key."""
 
     def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
@@ -39,10 +111,11 @@ class KeyedMontyStore(MontyStore):
         for doc in docs if isinstance(docs, list) else [docs]:
             doc = jsanitize(doc, allow_bson=True)
             doc["_id"] = str(doc[self.key])
-            try:
-                self._collection.insert_one(doc)
-            except DuplicateKeyError:  # the same key written again: replace that one row
-                self._collection.replace_one({"_id": doc["_id"]}, doc)
+            with self._named(writing=True):
+                try:
+                    self._collection.insert_one(doc)
+                except DuplicateKeyError:  # the same key written again: replace that one row
+                    self._collection.replace_one({"_id": doc["_id"]}, doc)
         return None
 
     def query(self, criteria: dict | None = None, properties: dict | list | None = None,
@@ -90,11 +163,17 @@ class KeyedMontyStore(MontyStore):
                 marks = ",".join("?" * len(encoded))
                 sql = f"SELECT k, v FROM {TABLE} WHERE k IN ({marks})"
                 rows = conn.execute(sql, list(encoded)).fetchall()
-        except sqlite3.Error:
-            return None
+        except sqlite3.Error as exc:
+            if (said := sqlite_error(exc, path, writing=False)) is not None:
+                raise said from exc
+            return None  # read-only, locked …: maggma's query says what it is
         if len(rows) != len(encoded):
             return None
         options = self._collection.codec_options
-        docs = {encoded[bytes(k)]: bson.document_decode(v, codec_options=options) for k, v in rows}
+        try:
+            docs = {encoded[bytes(k)]: bson.document_decode(v, codec_options=options) for k, v in rows}
+        except Exception as exc:  # noqa: BLE001 — InvalidBSON …: bytes changed under SQLite
+            raise ValueError(f"store file {path} holds a blob that does not decode ({type(exc).__name__}): "
+                             "restore it from a backup") from None
         return [docs[k] for k in keys]
 

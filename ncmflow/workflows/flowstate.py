@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from monty.json import MontyDecoder, jsanitize
 
 from ncmflow.workflows import progress
-from ncmflow.workflows.store import CONNECT_LOCK, WRITE_LOCK, file_lock, sibling_store
+from ncmflow.workflows.store import CONNECT_LOCK, file_lock, sibling_store, store_folder, write_lock
 
 if TYPE_CHECKING:
     from jobflow import Flow, Job, JobStore, Response
@@ -83,19 +83,12 @@ def _key(uuid: str, index: int) -> str:
     return f"{uuid}:{index}"
 
 
-def _folder(store: JobStore) -> Any:
-    from pathlib import Path
-
-    path = getattr(store.docs_store, "database_path", None)
-    return None if path in (None, ":memory:") else Path(path)
-
-
 def state_store(store: JobStore, collection: str) -> Store:
     """The sibling collection, one per JobStore object: a store only in memory (a MemoryStore,
     the SLURM stage's store) gives a new, empty sibling each time it is opened."""
     cache = store.__dict__.setdefault("_ncmflow_state", {})
     if collection not in cache:
-        folder = _folder(store)
+        folder = store_folder(store)
         if folder is None:
             cache[collection] = sibling_store(store, collection)
         else:
@@ -105,13 +98,10 @@ def state_store(store: JobStore, collection: str) -> Store:
 
 
 def _write(store: JobStore, collection: str, docs: list[dict]) -> None:
-    """Write under the store's write lock: worker processes may be writing outputs meanwhile."""
+    """Write under the store's write lock: worker processes, or another study, may be writing
+    meanwhile; a Ctrl-C waits for the end of the write."""
     target = state_store(store, collection)
-    folder = _folder(store)
-    if folder is None:
-        target.update(docs, key="key")
-        return
-    with file_lock(folder / WRITE_LOCK):
+    with write_lock(store_folder(store)):
         target.update(docs, key="key")
 
 

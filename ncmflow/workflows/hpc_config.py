@@ -171,11 +171,16 @@ def load_config(path: Path | None = None) -> HpcConfig:
 
     path = find_config(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config {path} is binary data, not YAML text") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ValueError(f"config {path} is not valid YAML{where}: fix the syntax") from None
+        problem = f" ({exc.problem})" if getattr(exc, "problem", None) else ""
+        raise ValueError(f"config {path} is not valid YAML{where}{problem}: fix the syntax") from exc
+    if raw is None:
+        raise ValueError(f"config {path} is empty: give it a 'workers:' section (see docs/hpc.md)")
     if not isinstance(raw, dict):
         raise ValueError(f"config {path} must be a mapping with a 'workers:' section")
     try:
@@ -183,7 +188,7 @@ def load_config(path: Path | None = None) -> HpcConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"config {path}: {where}: {first['msg']}") from None
+        raise ValueError(f"config {path}: {where}: {first['msg']}") from exc
     if config.secrets() and os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings.warn(f"{path} holds secrets and is readable by others: chmod 600 {path}", stacklevel=2)
     return config

@@ -90,7 +90,12 @@ class PdosData:
         """From a vasprun.xml(.gz) written with LORBIT ≥ 10 (projected DOS present)."""
         from pymatgen.io.vasp import Vasprun
 
-        run = Vasprun(str(path), parse_potcar_file=False, parse_eigen=False)
+        from ncmflow.structures.files import parsing
+
+        with parsing(path, "vasprun.xml"):
+            run = Vasprun(str(path), parse_potcar_file=False, parse_eigen=False)
+        if not run.pdos:
+            raise ValueError(f"{path} has no projected DOS (VASP writes it with LORBIT = 11)")
         return cls.from_complete_dos(run.complete_dos, labels)
 
     def spin_summed(self, label: str) -> np.ndarray:
@@ -151,7 +156,10 @@ def load(calc_or_gpw: Any) -> Any:
     if isinstance(calc_or_gpw, str | Path):
         from gpaw import GPAW
 
-        return GPAW(str(calc_or_gpw), txt=None)
+        from ncmflow.structures.files import parsing
+
+        with parsing(calc_or_gpw, "GPAW .gpw file"):
+            return GPAW(str(calc_or_gpw), txt=None)
     return calc_or_gpw
 
 

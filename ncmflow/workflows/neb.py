@@ -22,6 +22,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from ncmflow.inputs.settings import PAPER, DftSettings
 from ncmflow.structures.path import neb_images
 from ncmflow.workflows import progress
+from ncmflow.workflows.diskfull import replace_file
 from ncmflow.workflows.documents import BarrierDoc, ni_n_distances
 from ncmflow.workflows.engines import get_engine
 
@@ -197,8 +198,9 @@ class CiNebMaker(Maker):
             step["n"] += 1
             fmax = float(np.sqrt((neb.get_forces() ** 2).sum(axis=1).max()))
             progress.report(model=model, stage="neb", step=step["n"], fmax=fmax)
-            write(f"{CHECKPOINT}.part", frames, format="extxyz")
-            Path(f"{CHECKPOINT}.part").replace(CHECKPOINT)  # atomic: a kill never leaves half a file
+            # whole or not at all: a kill or a full disk leaves the previous checkpoint as it was
+            replace_file(CHECKPOINT, lambda handle: write(handle, frames, format="extxyz"),
+                         kept="the previous checkpoint is kept: free space and rerun to resume from it")
 
         opt.attach(observe, interval=1)
         t0 = time.perf_counter()

@@ -14,6 +14,13 @@ thread hands it to the listeners (the live display, not thread-safe) between two
 workers, together with the job started/done/reused events it reports itself as the sequential
 runner does. A failed job stops new ones from starting; those running finish and are kept.
 
+Stopping: the workers (and the event queue's manager) ignore Ctrl-C — a terminal sends it to the
+whole process group; only the parent decides — and on ``KeyboardInterrupt`` the parent ends the
+running jobs with SIGTERM (a job in a store write finishes the write first: ``store.write_lock``),
+so the NEB checkpoints in ``runs/`` and every finished job are what a rerun resumes from. Each
+worker watches its parent and ends itself when it is gone (``kill -9`` of ``ncmflow study``, the
+OOM killer): no orphan keeps computing, or writes a checkpoint the rerun is reading.
+
 What a job's Response asks for (new flows, stops, stored data: ``flowstate``) is decided in the
 parent as the sequential runner decides it; a job stopped meanwhile is never sent to a worker,
 and ``stop_jobflow`` lets the jobs already running finish (jobflow-remote does the same).
@@ -22,11 +29,15 @@ and ``stop_jobflow`` lets the jobs already running finish (jobflow-remote does t
 from __future__ import annotations
 
 import contextlib
-import functools
 import multiprocessing
+import multiprocessing.managers
 import os
 import queue
+import signal
+import threading
+import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -35,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from ncmflow import idle_cores
 from ncmflow.workflows import progress
-from ncmflow.workflows.store import CONNECT_LOCK, WRITE_LOCK, embedded_location, file_lock
+from ncmflow.workflows.store import CONNECT_LOCK, embedded_location, file_lock, lock_writes, store_folder
 
 if TYPE_CHECKING:
     from jobflow import Flow, Job, JobStore
@@ -43,6 +54,8 @@ if TYPE_CHECKING:
     from ncmflow.workflows.flowstate import FlowState
 
 POLL = 0.2  # s between two looks at the workers' progress events
+WATCH = 1.0  # s between two looks of a worker at its parent
+STOP_GRACE = 10.0  # s a terminated worker may take to finish a store write before it is killed
 
 
 def default_workers(location: str | Path | None) -> int:
@@ -69,34 +82,62 @@ def reopenable(store: JobStore) -> dict | None:
     return jsanitize(store.as_dict(), strict=True, allow_bson=True)
 
 
-def _folder(store: JobStore) -> Path | None:
-    """The folder of an embedded montydb store on disk, else None."""
-    path = getattr(store.docs_store, "database_path", None)
-    return None if path in (None, ":memory:") else Path(path)
-
-
 def open_store(spec: dict) -> JobStore:
     """The store ``reopenable`` described, connected (under the connect lock for montydb: maggma
     rewrites montydb's config file on every connect, see ``store.get_store``); writes to an
-    embedded store are serialised between processes by a file lock."""
+    embedded store are serialised between processes by a file lock (``store.lock_writes``)."""
     from jobflow import JobStore
 
     store = JobStore.from_dict(spec)
-    folder = _folder(store)
+    folder = store_folder(store)
     if folder is None:
         store.connect()
-        return store
-    with file_lock(folder / CONNECT_LOCK):
-        store.connect()
-    update = store.update
+    else:
+        with file_lock(folder / CONNECT_LOCK):
+            store.connect()
+    return lock_writes(store)
 
-    @functools.wraps(update)
-    def locked_update(*args: Any, **kwargs: Any) -> Any:
-        with file_lock(folder / WRITE_LOCK):
-            return update(*args, **kwargs)
 
-    store.update = locked_update
-    return store
+# --- process lifetimes --------------------------------------------------------------------------
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker or the queue's manager: end this process (SIGTERM, so a store write in the main
+    thread finishes first) once ``parent`` is gone — its parent is then init or a subreaper."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ncmflow-parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _no_sigint() -> Iterator[None]:
+    """Processes started in the block begin with Ctrl-C blocked (a spawned process inherits the
+    signal mask of the thread starting it): no KeyboardInterrupt while one is still importing.
+    A Ctrl-C meanwhile is not lost: it reaches this process at the end of the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
+    """End the running jobs: SIGTERM (deferred by a store write until it is done), then SIGKILL."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + STOP_GRACE
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 # --- in the worker processes --------------------------------------------------------------------
@@ -105,9 +146,13 @@ _store: JobStore | None = None
 _listening: list[Any] = []
 
 
-def _start_worker(spec: dict, threads: int, events: Any) -> None:
-    """Each worker once: torch's threads (before torch is imported), its store, its reporting."""
+def _start_worker(spec: dict, threads: int, events: Any, parent: int) -> None:
+    """Each worker once: Ctrl-C left to the parent, an eye on the parent, torch's threads (before
+    torch is imported), its store, its reporting."""
     global _store
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn
+    _watch_parent(parent)
     os.environ.setdefault("NCMFLOW_TORCH_THREADS", str(threads))  # a value the user set wins
     _store = open_store(spec)
     if events is not None:  # for the life of the process (kept: collected, it would stop listening)
@@ -229,6 +274,12 @@ class _Scheduler:
                     for future in done:
                         failed = self._collect(future, self.running.pop(future))
                         failure = failure or failed  # siblings already running may finish
+            except BaseException:  # Ctrl-C (or a bug here): the running jobs end now, not when done
+                if pool:
+                    _stop_workers(pool[0])
+                    pool[0].shutdown(wait=True, cancel_futures=True)
+                    pool.clear()
+                raise
             finally:
                 if pool:
                     pool[0].shutdown(wait=True, cancel_futures=True)
@@ -242,9 +293,12 @@ class _Scheduler:
             context = multiprocessing.get_context("spawn")
             self.workers = min(self.workers, len(self.pending) + 1)  # no idle processes
             threads = max(1, idle_cores(sample=0.5) // self.workers)
-            events = stack.enter_context(context.Manager()).Queue()
+            manager = multiprocessing.managers.SyncManager(ctx=context)
+            with _no_sigint():
+                manager.start(_watch_parent, (os.getpid(),))
+            events = stack.enter_context(manager).Queue()
             pool += [ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                         initargs=(self.spec, threads, events)), events]
+                                         initargs=(self.spec, threads, events, os.getpid())), events]
         return pool[0]
 
     def _submit(self, pool: list[Any], stack: contextlib.ExitStack) -> None:
@@ -266,7 +320,9 @@ class _Scheduler:
             progress.report(**_meta(task.job), event="start")
             folder = self.workdir / "runs" / task.job.uuid
             job_dict = jsanitize(task.job.as_dict(), strict=True, allow_bson=True)
-            self.running[self._pool(pool, stack).submit(_run_job, job_dict, str(folder))] = task
+            executor = self._pool(pool, stack)
+            with _no_sigint():  # a worker may be started here
+                self.running[executor.submit(_run_job, job_dict, str(folder))] = task
 
     def _collect(self, future: Future, task: _Task) -> Exception | None:
         from ncmflow.workflows.flowstate import JobFailed

@@ -33,17 +33,19 @@ STORE_FILES = (".yaml", ".yml", ".json")  # a store given as a file; anything el
 
 
 def embedded_store(folder: Path) -> JobStore:
-    """montydb on disk: a real embedded engine speaking MongoDB's query language."""
+    """montydb on disk: a real embedded engine speaking MongoDB's query language; its files are
+    checked first (``storecheck``): a damaged one is a ValueError naming it, and is left as it is."""
     from jobflow import JobStore
-    from maggma.stores import MontyStore
 
-    from ncmflow.workflows.blobstore import KeyedMontyStore
+    from ncmflow.workflows.blobstore import FileMontyStore, KeyedMontyStore
+    from ncmflow.workflows.storecheck import check_store
 
     folder = embedded_folder(folder)
+    check_store(folder, DATABASE, lock=folder / CONNECT_LOCK)  # a damaged file: one line, nothing written
     common = {"database_path": str(folder.resolve()), "database_name": DATABASE, "storage": "sqlite"}
     # blobs (trajectories, NEB images and forces) are read and written by key in one row
     data = KeyedMontyStore(f"{OUTPUTS}_data", key="blob_uuid", **common)
-    return JobStore(MontyStore(OUTPUTS, key="uuid", **common), additional_stores={"data": data})
+    return JobStore(FileMontyStore(OUTPUTS, key="uuid", **common), additional_stores={"data": data})
 
 
 def embedded_folder(folder: str | Path) -> Path:
@@ -162,23 +164,34 @@ def _load_store_file(path: Path, config: bool = False) -> JobStore:
     from monty.serialization import loadfn
 
     def malformed(exc: Exception) -> ValueError:
-        said = str(exc).strip() or type(exc).__name__
-        return ValueError(f"malformed store config {path}: {said.splitlines()[0]}")
+        said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        if isinstance(exc, UnicodeDecodeError):
+            said = "binary data, not text"
+        elif (mark := getattr(exc, "problem_mark", None)) is not None:  # YAML syntax (ruamel's, PyYAML's)
+            said = f"not valid YAML at line {mark.line + 1} ({getattr(exc, 'problem', None) or said})"
+        elif isinstance(exc, KeyError):
+            said = f"no {exc.args[0]!r}: a field missing, or a store type jobflow does not know"
+        return ValueError(f"malformed store config {path}: {said}")
 
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"store config {path} is empty")
     try:
         spec = loadfn(path)
-    except Exception as exc:  # noqa: BLE001 — malformed YAML or JSON, unreadable file, …
-        raise malformed(exc) from None
+    except Exception as exc:  # malformed YAML or JSON, binary file, unknown @class, …
+        raise malformed(exc) from exc
     if isinstance(spec, dict) and "JOB_STORE" in spec:
         spec = spec["JOB_STORE"]
         if isinstance(spec, str):  # jobflow's JOB_STORE: a store file, relative to the config's folder
             return _load_store_file(path.parent / Path(spec).expanduser())
     elif config:
         raise ValueError(f"{path} has no JOB_STORE section")
+    if not isinstance(spec, JobStore | dict) or (isinstance(spec, dict) and "docs_store" not in spec):
+        raise ValueError(f"malformed store config {path}: no 'docs_store' (a jobflow store spec), nor "
+                         "JOB_STORE (a jobflow config)")
     try:
         return spec if isinstance(spec, JobStore) else JobStore.from_dict_spec(spec)
-    except Exception as exc:  # noqa: BLE001 — unknown store type, missing fields, …
-        raise malformed(exc) from None
+    except Exception as exc:  # unknown store type, missing fields, …
+        raise malformed(exc) from exc
 
 
 def sibling_store(store: JobStore, collection: str) -> Store:
@@ -191,3 +204,134 @@ def sibling_store(store: JobStore, collection: str) -> Store:
     sibling = MontyDecoder().process_decoded(spec)
     sibling.connect()
     return sibling
+
+
+# --- runs that share a store: who writes when, and which study runs where -----------------------
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def store_folder(store: JobStore) -> Path | None:
+    """The folder of an embedded montydb store on disk (where its lock files live), else None."""
+    path = getattr(store.docs_store, "database_path", None)
+    return None if path in (None, ":memory:") else Path(path)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM arriving in the block take effect at its end (in the main
+    thread; elsewhere Python handles no signal): a store write is never cut in two by them."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda number, _: caught.append(number))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)  # as if it came now: KeyboardInterrupt, or the process ends
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path | None) -> Iterator[None]:
+    """One writer at a time on the embedded store in ``folder`` (all its writers take it), not cut
+    by a signal; ``folder`` None (MongoDB, memory): the latter only."""
+    with deferred_signals(), file_lock(folder / WRITE_LOCK) if folder else contextlib.nullcontext():
+        yield
+
+
+def lock_writes(store: JobStore) -> JobStore:
+    """From now on ``store.update`` (a job's output) runs under :func:`write_lock` and writes the
+    large arrays (additional stores) before the document pointing at them: jobflow writes the
+    document first, so a kill -9 between the two left a finished job whose arrays are missing;
+    now it leaves arrays no document points at, and the job runs again."""
+    import functools
+
+    if store.__dict__.get("_ncmflow_locked"):
+        return store
+    update, folder, docs = store.update, store_folder(store), store.docs_store
+
+    @functools.wraps(update)
+    def locked_update(*args: object, **kwargs: object) -> object:
+        held: list[tuple[tuple, dict]] = []
+        with write_lock(folder):
+            own = docs.__dict__.get("update")
+            docs.update = lambda *a, **k: held.append((a, k))
+            try:
+                result = update(*args, **kwargs)
+            finally:
+                docs.__dict__.pop("update") if own is None else setattr(docs, "update", own)
+            for a, k in held:
+                docs.update(*a, **k)
+        return result
+
+    store.update, store._ncmflow_locked = locked_update, True
+    return store
+
+
+@contextlib.contextmanager
+def locked_writes(store: JobStore) -> Iterator[JobStore]:
+    """:func:`lock_writes` for the block only (a run in this process); nested blocks add nothing."""
+    if store.__dict__.get("_ncmflow_locked"):
+        yield store
+        return
+    own = store.__dict__.get("update")
+    try:
+        yield lock_writes(store)
+    finally:
+        del store._ncmflow_locked
+        store.__dict__.pop("update") if own is None else setattr(store, "update", own)
+
+
+@contextlib.contextmanager
+def study_lock(location: StoreLocation, key: str,
+               waiting: Callable[[int | None], None] | None = None) -> Iterator[None]:
+    """Run study ``key`` on the store at ``location`` in one process at a time.
+
+    Embedded store: a lock file per study in its folder (``.study-<key>.lock``, holding its
+    holder's pid). A second process on the study calls ``waiting(pid)`` once and waits for the
+    first to end, however it ends (the kernel drops the lock of a process killed even by kill -9),
+    then runs, reusing every job the first finished. Other studies take other locks and run at
+    once; their writes are serialised by :func:`write_lock`.
+
+    Any other store (MongoDB, from a store file or the jobflow config): no file is shared by every
+    machine that may run the study, so nothing is locked. Two processes on one study then both
+    compute the jobs not stored yet when they reach them; each (uuid, index) is upserted (one
+    document per job, the last written — unless two upserts of one job race: without a unique
+    index MongoDB may insert both); if both start before the study's flow is first saved, each
+    saves and runs its own flow (other uuids) and the store holds the study's outputs twice. Run
+    one process per study there (``ncmflow submit``: jobflow-remote's job states keep that rule).
+    """
+    import time
+
+    if not location.embedded:
+        yield
+        return
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+    with open(embedded_folder(location.path) / f".study-{name}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            for _ in range(20):  # its holder writes its pid right after taking it
+                handle.seek(0)
+                if (pid := handle.read().strip()).isdigit():
+                    break
+                time.sleep(0.05)
+            if waiting is not None:
+                waiting(int(pid) if pid.isdigit() else None)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")  # appended ("a+"): at 0
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

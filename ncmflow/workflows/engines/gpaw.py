@@ -21,6 +21,7 @@ from pymatgen.core import Structure
 
 from ncmflow.inputs.gpaw import CELL_RELAX_REFUSED, write_gpaw
 from ncmflow.inputs.settings import PAPER, DftSettings, written_tolerances
+from ncmflow.workflows.diskfull import naming, replace_file
 from ncmflow.workflows.engines import Engine, Tolerances
 from ncmflow.workflows.neb import CiNebMaker
 
@@ -67,10 +68,40 @@ class GpawRelaxMaker(AseRelaxMaker):
         structure = with_start_moments(mol_or_struct)
         if self.steps <= 1 or self.relax_cell:
             return super().run_ase(structure, prev_dir)
+        optimizer = _checkpointing(self.optimizer_kwargs.get("optimizer", "FIRE"))
         checkpointed = replace(self, relax_kwargs={
             **self.relax_kwargs, "trajectory": RELAX_STEPS, "append_trajectory": True,
-            "restart": OPTIMIZER_STATE})
-        return AseRelaxMaker.run_ase(checkpointed, _resume(structure), prev_dir)
+            "restart": OPTIMIZER_STATE}, optimizer_kwargs={**self.optimizer_kwargs, "optimizer": optimizer})
+        with naming(Path.cwd(), KEPT):  # a full disk anywhere else (GPAW's log): the folder named
+            return AseRelaxMaker.run_ase(checkpointed, _resume(structure), prev_dir)
+
+
+KEPT = "the steps done are kept: free space and rerun to resume from the last one"
+
+
+class _Checkpointed:
+    """An ASE optimizer whose restart file is replaced whole, never truncated first (ASE's
+    ``dump`` opens it with "w": a full disk left no optimizer state at all), and whose
+    trajectory appends name their file on a full disk (ASE's trajectory keeps the frames
+    written before a failed append: measured with ASE 3.29)."""
+
+    def dump(self, data: Any) -> None:
+        from ase.io.jsonio import write_json
+
+        if self.comm.rank == 0 and self.restart is not None:
+            replace_file(self.restart, lambda handle: write_json(handle, data), KEPT)
+
+    def call_observers(self) -> None:  # the forces are computed before: only the files are written here
+        with naming(Path(RELAX_STEPS).resolve(), KEPT):
+            super().call_observers()
+
+
+def _checkpointing(optimizer: str | type) -> type:
+    """``optimizer`` (an ASE optimizer or atomate2's name for one) with :class:`_Checkpointed`."""
+    from atomate2.ase.utils import OPTIMIZERS
+
+    base = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    return type(base.__name__, (_Checkpointed, base), {})
 
 
 def _resume(structure: Structure) -> Structure:
