@@ -81,6 +81,11 @@ def error_message(exc: BaseException) -> str:
 
 def report(exc: BaseException, debug: bool = False) -> NoReturn:
     """Report ``exc`` by the rule above and exit."""
+    if isinstance(exc, BrokenPipeError):  # `ncmflow ... | head`: the reader left, nothing to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's recipe
+        raise typer.Exit(0)
     user = is_user_error(exc)
     if debug or not user:
         traceback.print_exception(exc, file=sys.stderr)
