@@ -166,6 +166,8 @@ def test_kill_9_during_the_neb_then_rerun_resumes_it(tmp_path, reference):
     assert len(after) == len(set(after)) == JOBS and set(before) <= set(after)
     nebs = stored_nebs(tmp_path)
     assert nebs["A"]["resumed"] is True and nebs["B"]["resumed"] is False
+    # the counts go on from the killed attempt's (its ≥ 3 checkpointed steps), not from 1
+    assert nebs["A"]["steps"] > 3
     got = barriers(tmp_path)
     print(f"killed at NEB step >= 3 after {killed:.0f} s, {len(before)} documents; rerun {rerun:.0f} s; "
           f"A {got['A']:.5f} vs {reference['barriers']['A']:.5f} ({nebs['A']['steps']} steps after "

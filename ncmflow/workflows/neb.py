@@ -135,7 +135,7 @@ class CiNebMaker(Maker):
         reason = _broken_end_point(images[0], images[-1], idx, hop)
         if reason:
             return BarrierDoc(images=images, state="failed", converged=False, reason=reason, **common)
-        frames, resumed = self._frames(images)
+        frames, done = self._frames(images)
         counters = []
         for frame in frames:
             counters.append(CountingCalculator(engine.calculator(self.settings, **self.engine_options)))
@@ -143,7 +143,7 @@ class CiNebMaker(Maker):
         for frame in (frames[0], frames[-1]):
             frame.get_forces()
         result = self._optimize(frames, progress.row_label(model, info.get("site"), info.get("potential")),
-                                engine.band_evaluator(self.settings) if self.batch else None)
+                                engine.band_evaluator(self.settings) if self.batch else None, done)
         energies = [float(f.get_potential_energy()) for f in frames]
         forces = [f.get_forces(apply_constraint=True) for f in frames]
         max_forces = [float(np.linalg.norm(f, axis=1).max()) for f in forces]
@@ -162,13 +162,14 @@ class CiNebMaker(Maker):
             reverse_barrier=energies[saddle] - energies[-1],
             reaction_energy=energies[-1] - energies[0], saddle_index=saddle,
             forces=[f.tolist() for f in forces], max_forces=max_forces, converged=converged,
-            reason=reason, force_calls=sum(c.calls for c in counters[1:-1]), steps=steps,
-            wall_time=wall, dir_name=str(Path.cwd()), resumed=resumed,
+            reason=reason, force_calls=done["calls"] + sum(c.calls for c in counters[1:-1]), steps=steps,
+            wall_time=wall, dir_name=str(Path.cwd()), resumed=done["steps"] > 0,
             **common,
         )
 
-    def _frames(self, images: list[Structure]) -> tuple[list[Any], bool]:
-        """ASE images, and whether they come from the checkpoint a killed run of this job left."""
+    def _frames(self, images: list[Structure]) -> tuple[list[Any], dict]:
+        """ASE images, from the checkpoint a killed run of this job left if there is one, and what
+        that run had done (steps, moving-image force calls, seconds: the counts go on from there)."""
         from ase.io import read
 
         adaptor = AseAtomsAdaptor()
@@ -178,11 +179,15 @@ class CiNebMaker(Maker):
             if len(saved) == len(frames):
                 for frame, old in zip(frames, saved, strict=True):
                     frame.positions = old.positions
-                return frames, True
-        return frames, False
+                done = {k: saved[0].info.get(f"neb_{k}", 0) for k in ("steps", "calls", "wall")}
+                return frames, {**done, "steps": max(int(done["steps"]), 1)}  # resumed: ≥ 1 step
+        return frames, {"steps": 0, "calls": 0, "wall": 0.0}
 
-    def _optimize(self, frames: list[Any], model: str, band: Any = None) -> tuple[bool, int, float]:
-        """(converged, iterations, seconds); the images are written to a checkpoint each step."""
+    def _optimize(self, frames: list[Any], model: str, band: Any = None,
+                  done: dict | None = None) -> tuple[bool, int, float]:
+        """(converged, iterations, seconds) counted from ``done`` (a killed attempt's); the images
+        are written to a checkpoint each step, with the counts so far. The optimizer itself
+        restarts: its memory (ODE step size, BFGS Hessian) is not in the checkpoint."""
         from ase.io import write
         from ase.mep.neb import NEBOptimizer
         from ase.optimize import BFGS, FIRE
@@ -192,10 +197,14 @@ class CiNebMaker(Maker):
             opt = {"bfgs": BFGS, "fire": FIRE}[self.optimizer](neb, logfile=None)
         else:
             opt = NEBOptimizer(neb, method=self.optimizer, logfile=None)
-        step = {"n": 0}
+        done = done or {"steps": 0, "calls": 0, "wall": 0.0}
+        step = {"n": int(done["steps"])}
+        t0 = time.perf_counter()
 
         def observe() -> None:
             step["n"] += 1
+            frames[0].info.update(neb_steps=step["n"], neb_wall=done["wall"] + time.perf_counter() - t0,
+                                  neb_calls=done["calls"] + sum(f.calc.calls for f in frames[1:-1]))
             fmax = float(np.sqrt((neb.get_forces() ** 2).sum(axis=1).max()))
             progress.report(model=model, stage="neb", step=step["n"], fmax=fmax)
             # whole or not at all: a kill or a full disk leaves the previous checkpoint as it was
@@ -203,12 +212,11 @@ class CiNebMaker(Maker):
                          kept="the previous checkpoint is kept: free space and rerun to resume from it")
 
         opt.attach(observe, interval=1)
-        t0 = time.perf_counter()
-        opt.run(fmax=self.fmax, steps=self.settings.neb_steps)
+        opt.run(fmax=self.fmax, steps=max(self.settings.neb_steps - step["n"], 0))
         # judged here, not by the optimizer's return value: ODE's step budget counts only
         # accepted steps and can report success on a path that is still far from converged
         converged = float(neb.get_residual()) <= self.fmax
-        return converged, step["n"], time.perf_counter() - t0
+        return converged, step["n"], done["wall"] + time.perf_counter() - t0
 
 
 @dataclass
