@@ -218,10 +218,11 @@ def upstream_dirs(folder: Path, record: SubmissionRecord, stage: str) -> list[Pa
     return [folder / "stages" / name for name in seen]
 
 
-def finished_uuids(folder: Path, stage: StageRecord) -> set[str]:
-    """The stage's jobs that are done: finished, or stopped by an upstream job (stop_children)."""
+def finished_uuids(folder: Path, stage: StageRecord, stopped: set[str] | None = None) -> set[str]:
+    """The stage's jobs that are done: finished, or stopped by an upstream job (stop_children).
+    ``stopped``: :func:`stopped_uuids` when the caller has it (it reads every stage's outputs)."""
     done = {d["uuid"] for d in read_outputs(folder / "stages" / stage.name)["outputs"]}
-    return done | (stopped_uuids(folder) & set(stage.uuids))
+    return done | ((stopped_uuids(folder) if stopped is None else stopped) & set(stage.uuids))
 
 
 def stopped_uuids(folder: Path) -> set[str]:

@@ -55,8 +55,9 @@ def stage_states(folder: Path, record: SubmissionRecord) -> dict[str, State]:
     """Each stage's state, upstream first (a stage's state depends on its upstream's)."""
     qm = queue_manager(record.scheduler)
     states: dict[str, State] = {}
+    stopped = stopped_uuids(folder)  # once: it reads every stage's outputs.json
     for stage in record.stages:
-        if finished_uuids(folder, stage) >= set(stage.uuids):
+        if finished_uuids(folder, stage, stopped) >= set(stage.uuids):
             states[stage.name] = ("completed", "")
             continue
         job = qm.get_job(stage.job_id) if stage.job_id else None
@@ -80,7 +81,7 @@ def job_rows(folder: Path, record: SubmissionRecord, states: dict[str, State]) -
     rows = []
     stopped = stopped_uuids(folder)
     for stage in record.stages:
-        done = finished_uuids(folder, stage)
+        done = finished_uuids(folder, stage, stopped)
         state, reason = states[stage.name]
         first = True
         for job in stage.jobs:
