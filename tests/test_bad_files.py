@@ -300,6 +300,7 @@ def test_a_bad_density_cube_in_the_store_is_one_line(kind, sources, tmp_path, mo
     said = run_cli(["analyze", "electronic", "--store", str(sources.store), "--study",
                     f"electronic-{k:012d}", "-o", str(tmp_path / "out")], sources.store, monkeypatch)
     check_one_line(said, Path(f"{k}.cube"))
+    assert not (tmp_path / "out").exists()  # every file read before anything is written
 
 
 @needs_nacl

@@ -267,3 +267,20 @@ def test_a_full_disk_under_the_store_rolls_the_write_back(disk, room):
     assert again.additional_stores["data"].count({"blob_uuid": {"$regex": "^kept-"}}) == 5
     assert run_flow(flow, again, disk.path / "runs") == {flow.jobs[0].uuid: "ran"}
     assert again.query_one({"uuid": flow.jobs[0].uuid}, load=True)["output"]["positions"] == [[0.0] * 3] * 200
+
+
+@pytest.mark.parametrize("room", [0, 20 * 1024], ids=["nothing left", "20 kB left"])
+def test_a_new_store_on_a_full_disk_is_one_line(disk, room):
+    """The collection files a run makes first (``runner.ensure_collections``): SQLite's "database
+    or disk is full" came out as a traceback; now one line naming the file, and nothing left
+    half made."""
+    db = disk.path / "db"
+    store = get_store(db)
+    disk.fill(leave=room)
+    said = rf"^no space left on device writing {db / DATABASE}/\S+\.collection; "
+    with pytest.raises(DiskFull, match=said):
+        run_flow(Flow([_frames(3)]), store, disk.path / "runs")
+    assert not list((db / DATABASE).glob(".*.new"))  # no file made aside is left
+    disk.free()
+    flow = Flow([_frames(3)])
+    assert run_flow(flow, get_store(db), disk.path / "runs") == {flow.jobs[0].uuid: "ran"}

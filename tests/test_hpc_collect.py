@@ -68,3 +68,34 @@ def test_stage_store_exports_only_its_own_documents(tmp_path: Path) -> None:
     exported = json.loads(out.read_text())
     assert [d["uuid"] for d in exported["outputs"]] == ["mine"] and exported["data"] == []
     assert not list(tmp_path.glob(".*.tmp"))  # written by rename, no leftovers
+
+
+def test_collect_waits_for_a_local_study_writing_the_store(tmp_path: Path) -> None:
+    """A local study writes under the store's write lock; collect takes it too (it did not)."""
+    import threading
+    import time
+
+    from ncmflow.workflows.store import WRITE_LOCK, embedded_folder, file_lock
+
+    sub = tmp_path / "sub"
+    fake_stage(sub, "bulk", ["w1", "w2"])
+    store = embedded_store(tmp_path / "store")
+    store.connect()
+    held, release = threading.Event(), threading.Event()
+
+    def study_writing() -> None:
+        with file_lock(embedded_folder(tmp_path / "store") / WRITE_LOCK):
+            held.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=study_writing)
+    writer.start()
+    held.wait(10)
+    timer = threading.Timer(1.0, release.set)
+    timer.start()
+    started = time.monotonic()
+    assert collect(sub, str(tmp_path / "store")) == 4
+    waited = time.monotonic() - started
+    writer.join()
+    assert waited >= 0.9  # it waited for the writer's lock, then wrote
+    assert counts(store) == (2, 2)

@@ -119,16 +119,17 @@ def electronic_summary(run: ElectronicRun) -> dict[str, Any]:
 
 def write_electronic_report(run: ElectronicRun, out: Path) -> dict[str, Path]:
     """PDOS, COHP and Δρ plots, ``summary.json``, ``electronic.md`` and ``index.html`` in ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # everything read first (a broken cube file is one error, and no half report is left behind)
     summary = electronic_summary(run)
     ni, n, o = run.ni, run.n, run.o
-    files = {"pdos": plot_pdos(pdos_from_output(run.parts["interface"]), out / "pdos.png",
-                               labels=[f"Ni{ni}-d", f"N{n}-p", f"O{o}-p"])}
+    pdos = pdos_from_output(run.parts["interface"])
     cohps = {f"{name} ({bond})": cohp_from_output(run.parts["interface"], bond)
              for name, bond in zip(("Ni–N", "Ni–O"), run.parts["interface"]["cohp"], strict=True)}
-    files["cohp"] = plot_cohp(cohps, out / "cohp.png")
     grids = {p: DensityGrid.from_cube(run.parts[p]["density_cube"]) for p in PARTS}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"pdos": plot_pdos(pdos, out / "pdos.png", labels=[f"Ni{ni}-d", f"N{n}-p", f"O{o}-p"])}
+    files["cohp"] = plot_cohp(cohps, out / "cohp.png")
     cdd = charge_density_difference(grids["interface"], grids["slab"], grids["cpan"], ni, n, out)
     files |= cdd.pop("files")
     cdd.pop("plane_average")

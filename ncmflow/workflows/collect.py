@@ -122,7 +122,7 @@ def _lock_file(submission: Path, where: StoreLocation) -> Path:
 def collect(submission: Path, location: str | None) -> int:
     """Ingest every stage's documents into the store at ``location`` (a submission's pinned
     store: see ``store.resolve_store``); returns how many were new."""
-    from ncmflow.workflows.store import file_lock, get_store, resolve_store
+    from ncmflow.workflows.store import file_lock, get_store, resolve_store, store_folder, write_lock
 
     added = 0
     where = resolve_store(location)
@@ -134,10 +134,11 @@ def collect(submission: Path, location: str | None) -> int:
             outputs = read_outputs(stage_dir)
             docs = _missing(store.docs_store, outputs["outputs"], ("uuid", "index"))
             blobs = _missing(store.additional_stores[DATA], outputs[DATA], ("blob_uuid",))
-            if blobs:
-                store.additional_stores[DATA].update(blobs, key="blob_uuid")
-            if docs:
-                store.docs_store.update(docs, key=["uuid", "index"])
+            with write_lock(store_folder(store)):  # a local study may be writing this store
+                if blobs:  # arrays before the documents pointing at them, as the runners write
+                    store.additional_stores[DATA].update(blobs, key="blob_uuid")
+                if docs:
+                    store.docs_store.update(docs, key=["uuid", "index"])
             added += len(docs) + len(blobs)
             import_state(store, outputs.get("state", {}))  # idempotent: documents are keyed
     return added

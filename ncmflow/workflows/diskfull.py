@@ -60,14 +60,14 @@ def naming(path: str | Path, kept: str = "") -> Iterator[None]:
         raise DiskFull(exc.errno, path, kept) from exc
 
 
-def replace_file(path: str | Path, write: Callable[[IO[str]], None], kept: str) -> None:
-    """``write`` a new version of the text file ``path`` beside it, flushed to disk, then rename it
-    over ``path``: an error (a full disk: :class:`DiskFull` naming ``path``, saying ``kept``) leaves
-    the previous version as it was, and no partial file behind."""
+def replace_file(path: str | Path, write: Callable[[IO], None], kept: str, binary: bool = False) -> None:
+    """``write`` a new version of the file ``path`` (text, or bytes when ``binary``) beside it,
+    flushed to disk, then rename it over ``path``: an error (a full disk: :class:`DiskFull` naming
+    ``path``, saying ``kept``) leaves the previous version as it was, and no partial file behind."""
     path = Path(path)
     part = path.with_name(f"{path.name}.part")
     try:
-        with naming(path.resolve(), kept), open(part, "w") as handle:
+        with naming(path.resolve(), kept), open(part, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())  # whole on disk before it replaces the previous version

@@ -124,6 +124,35 @@ def response_fields(response: Response) -> dict[str, Any]:
             "stop_jobflow": bool(response.stop_jobflow), "stored_data": plain(response.stored_data)}
 
 
+def _response_doc(job: Job, flow: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"key": _key(job.uuid, job.index), "uuid": job.uuid, "index": job.index,
+            "name": job.name, "flow": flow, **fields}
+
+
+def run_job(job: Job, store: JobStore, flow: str) -> dict[str, Any]:
+    """``job.run(store)`` with its Response recorded *before* its output document; the Response's
+    fields (``response_fields``) are returned.
+
+    jobflow's ``Job.run`` writes the output and then returns the Response: a process killed
+    between that write and the record of the Response left a finished job whose new flows and
+    stops were lost for good (the rerun reuses the job). Here the output's write is held until the
+    Response is recorded: a kill in between leaves a record and no output, the job runs again and
+    its record is overwritten."""
+    held: list[tuple[tuple, dict]] = []
+    own = store.__dict__.get("update")
+    store.update = lambda *args, **kwargs: held.append((args, kwargs))
+    try:
+        response = job.run(store=store)
+    finally:
+        store.__dict__.pop("update") if own is None else setattr(store, "update", own)
+    fields = response_fields(response)
+    if any(fields.values()):
+        _write(store, RESPONSES_COLLECTION, [_response_doc(job, flow, fields)])
+    for args, kwargs in held:
+        store.update(*args, **kwargs)
+    return fields
+
+
 def stored_data(store: JobStore, uuid: str, index: int | None = None) -> Any:
     """The ``stored_data`` a job's Response gave (its last run unless ``index``), or None."""
     query: dict[str, Any] = {"uuid": uuid, **({} if index is None else {"index": index})}
@@ -180,6 +209,7 @@ class FlowState:
         self.jobs: dict[str, Job] = {}  # uuid -> its job of the highest index known
         self.new: dict[str, list[tuple[str, list[Job]]]] = {}  # "uuid:index" -> (kind, jobs), in order
         self.stoppers: dict[str, str] = {}  # uuid -> name of the jobs that stopped their children
+        self.halted: dict | None = None  # the record of a stop_jobflow
         self._add(flow)
         self._load()
 
@@ -214,18 +244,21 @@ class FlowState:
             self.new[key].append((kind, jobs))
         if doc.get("stop_children"):
             self.stoppers[doc["uuid"]] = doc.get("name", doc["uuid"])
+        if doc.get("stop_jobflow") and self.halted is None:  # recorded, its stops not written yet
+            self.halted = {"key": f"flow:{self.flow}", "flow": self.flow, "by": doc["uuid"],
+                           "by_name": doc.get("name", doc["uuid"]), "reason": "stop_jobflow"}
         return self.new[key]
 
     def _load(self) -> None:
+        stops = state_store(self.store, STOPPED_COLLECTION)
+        self.halted = stops.query_one({"key": f"flow:{self.flow}"})
         responses = state_store(self.store, RESPONSES_COLLECTION)
         seen: set[str] = set()
         while todo := sorted(set(self.graph) - seen):
             seen.update(todo)
             for doc in sorted(responses.query({"uuid": {"$in": todo}}), key=lambda d: d["index"]):
                 self._expand(doc)
-        stops = state_store(self.store, STOPPED_COLLECTION)
         self.stopped = {d["key"]: _plain(d) for d in stops.query({"uuid": {"$in": sorted(self.graph)}})}
-        self.halted = stops.query_one({"key": f"flow:{self.flow}"})
 
     def new_jobs(self, job: Job) -> list[tuple[str, list[Job]]]:
         """(kind, jobs) of the flows ``job`` returned, as recorded: replace, detour, addition."""
@@ -274,15 +307,13 @@ class FlowState:
 
     def record(self, job: Job, fields: dict[str, Any],
                running: set[str] = frozenset()) -> list[tuple[str, list[Job]]]:
-        """Keep what ``job``'s Response asked for (``response_fields``) and stop what it stops, in
-        the whole known flow — jobs of later stages too — except ``running`` ones; return (kind,
-        jobs) of its new flows, to run next (those of a flow stopped whole are stopped in turn)."""
+        """Act on what ``job``'s Response asked for (``response_fields``, recorded by
+        :func:`run_job`): stop what it stops, in the whole known flow — jobs of later stages too —
+        except ``running`` ones; return (kind, jobs) of its new flows, to run next (those of a flow
+        stopped whole are stopped in turn)."""
         if not any(fields.values()):
             return []
-        doc = {"key": _key(job.uuid, job.index), "uuid": job.uuid, "index": job.index,
-               "name": job.name, "flow": self.flow, **fields}
-        _write(self.store, RESPONSES_COLLECTION, [doc])
-        new = self._expand(doc)
+        new = self._expand(_response_doc(job, self.flow, fields))
         if fields.get("stop_jobflow"):
             self.halted = {"key": f"flow:{self.flow}", "flow": self.flow, "by": job.uuid,
                            "by_name": job.name, "reason": "stop_jobflow"}

@@ -30,6 +30,7 @@ CHECKPOINT = "neb_checkpoint.extxyz"
 NEB_OPTIMIZERS = ("ode", "static", "krylov", "bfgs", "fire")  # NEBOptimizer methods, ase.optimize
 EXPLODED = 0.7  # Å: closer than any bond, an end point relaxation went wrong
 DRIFT_LIMIT = 1.0  # Å: an end point whose hopping Ni ends closer than this to the start fell back
+PATHS = ("A", "B")  # a barrier flow's NEBs: the main path, then the confirming one (if any)
 
 
 class CountingCalculator(Calculator):
@@ -163,13 +164,14 @@ class CiNebMaker(Maker):
             reaction_energy=energies[-1] - energies[0], saddle_index=saddle,
             forces=[f.tolist() for f in forces], max_forces=max_forces, converged=converged,
             reason=reason, force_calls=done["calls"] + sum(c.calls for c in counters[1:-1]), steps=steps,
-            wall_time=wall, dir_name=str(Path.cwd()), resumed=done["steps"] > 0,
+            wall_time=wall, dir_name=str(Path.cwd()), resumed=done["resumed"],
             **common,
         )
 
     def _frames(self, images: list[Structure]) -> tuple[list[Any], dict]:
         """ASE images, from the checkpoint a killed run of this job left if there is one, and what
-        that run had done (steps, moving-image force calls, seconds: the counts go on from there)."""
+        that run had done (steps, moving-image force calls, seconds: the counts go on from there;
+        ``h``: ODE's step size at that point)."""
         from ase.io import read
 
         adaptor = AseAtomsAdaptor()
@@ -180,36 +182,48 @@ class CiNebMaker(Maker):
                 for frame, old in zip(frames, saved, strict=True):
                     frame.positions = old.positions
                 done = {k: saved[0].info.get(f"neb_{k}", 0) for k in ("steps", "calls", "wall")}
-                return frames, {**done, "steps": max(int(done["steps"]), 1)}  # resumed: ≥ 1 step
-        return frames, {"steps": 0, "calls": 0, "wall": 0.0}
+                return frames, {**done, "h": saved[0].info.get("neb_h"), "resumed": True}
+        return frames, {"steps": 0, "calls": 0, "wall": 0.0, "h": None, "resumed": False}
 
     def _optimize(self, frames: list[Any], model: str, band: Any = None,
                   done: dict | None = None) -> tuple[bool, int, float]:
-        """(converged, iterations, seconds) counted from ``done`` (a killed attempt's); the images
-        are written to a checkpoint each step, with the counts so far. The optimizer itself
-        restarts: its memory (ODE step size, BFGS Hessian) is not in the checkpoint."""
+        """(converged, iterations, seconds) counted from ``done`` (a killed attempt's). The images
+        go to a checkpoint with the counts so far — at each step, and for ODE before each trial
+        force call with the step size it tries — and the optimizer's memory beside it
+        (``nebopt``): a resumed NEB takes the steps the killed one would have taken."""
         from ase.io import write
-        from ase.mep.neb import NEBOptimizer
-        from ase.optimize import BFGS, FIRE
 
+        from ncmflow.workflows.nebopt import neb_optimizer
+
+        done = done or {"steps": 0, "calls": 0, "wall": 0.0, "h": None, "resumed": False}
         neb = band_neb(frames, band, climb=True, method=self.tangent, allow_shared_calculator=False)
-        if self.optimizer in ("bfgs", "fire"):
-            opt = {"bfgs": BFGS, "fire": FIRE}[self.optimizer](neb, logfile=None)
-        else:
-            opt = NEBOptimizer(neb, method=self.optimizer, logfile=None)
-        done = done or {"steps": 0, "calls": 0, "wall": 0.0}
         step = {"n": int(done["steps"])}
         t0 = time.perf_counter()
 
+        def checkpoint(moving: np.ndarray | None = None, h: float | None = None) -> None:
+            band_now = [f.copy() for f in frames]  # the images, without their calculators
+            if moving is not None:  # ODE's last accepted point (the frames hold its trial)
+                for image, pos in zip(band_now[1:-1], moving.reshape(len(frames) - 2, -1, 3), strict=True):
+                    image.positions = pos
+            info = {"neb_steps": step["n"], "neb_wall": done["wall"] + time.perf_counter() - t0,
+                    "neb_calls": done["calls"] + sum(f.calc.calls for f in frames[1:-1])}
+            band_now[0].info.update(info, **({"neb_h": h} if h is not None else {}))
+            # whole or not at all: a kill or a full disk leaves the previous checkpoint as it was
+            replace_file(CHECKPOINT, lambda handle: write(handle, band_now, format="extxyz"),
+                         kept="the previous checkpoint is kept: free space and rerun to resume from it")
+
+        opt = neb_optimizer(self.optimizer, neb, done["resumed"], done["h"], step["n"], save=checkpoint)
+        counted_by_ase = self.optimizer in ("bfgs", "fire")  # ase.optimize: nsteps is the count
+
         def observe() -> None:
-            step["n"] += 1
-            frames[0].info.update(neb_steps=step["n"], neb_wall=done["wall"] + time.perf_counter() - t0,
-                                  neb_calls=done["calls"] + sum(f.calc.calls for f in frames[1:-1]))
+            n = opt.nsteps if counted_by_ase else step["n"] + 1
+            if n == step["n"]:  # ase.optimize reporting the band it starts from: no step yet
+                return
+            step["n"] = n
             fmax = float(np.sqrt((neb.get_forces() ** 2).sum(axis=1).max()))
             progress.report(model=model, stage="neb", step=step["n"], fmax=fmax)
-            # whole or not at all: a kill or a full disk leaves the previous checkpoint as it was
-            replace_file(CHECKPOINT, lambda handle: write(handle, frames, format="extxyz"),
-                         kept="the previous checkpoint is kept: free space and rerun to resume from it")
+            if self.optimizer != "ode":  # ODE saves before its next trial, with the step size
+                checkpoint()
 
         opt.attach(observe, interval=1)
         opt.run(fmax=self.fmax, steps=max(self.settings.neb_steps - step["n"], 0))
@@ -254,9 +268,9 @@ class BarrierFlowMaker(Maker):
                                   for s, w in ((start, "start"), (end, "end"))]
         ends = relaxed or own
         jobs, outputs = list(own), []
-        paths = [("A", self.neb_maker, self.n_images)]
+        paths = [(PATHS[0], self.neb_maker, self.n_images)]
         if self.confirm_maker is not None:
-            paths.append(("B", self.confirm_maker, self.confirm_images))
+            paths.append((PATHS[1], self.confirm_maker, self.confirm_images))
         for path, maker, n in paths:
             images = interpolate_images(ends[0].output.structure, ends[1].output.structure, n,
                                         self.interpolation)

@@ -160,17 +160,17 @@ def _start_worker(spec: dict, threads: int, events: Any, parent: int) -> None:
         _listening[-1].__enter__()
 
 
-def _run_job(job_dict: dict, folder: str) -> dict[str, Any]:
-    """Run one job; its outcome as plain data (exceptions of any kind may not pickle)."""
+def _run_job(job_dict: dict, folder: str, flow: str) -> dict[str, Any]:
+    """Run one job (its Response recorded before its output: ``flowstate.run_job``); its outcome
+    as plain data (exceptions of any kind may not pickle)."""
     from jobflow import Job
 
-    from ncmflow.workflows.flowstate import inside, response_fields
+    from ncmflow.workflows.flowstate import inside, run_job
 
     try:
         job = Job.from_dict(job_dict)
         with inside(Path(folder)):
-            response = job.run(store=_store)
-        return {"response": response_fields(response)}
+            return {"response": run_job(job, _store, flow)}
     except Exception as exc:  # noqa: BLE001 — reported to the parent as the sequential runner does
         return {"error": _first_line(exc), "traceback": traceback.format_exc()}
 
@@ -322,7 +322,7 @@ class _Scheduler:
             job_dict = jsanitize(task.job.as_dict(), strict=True, allow_bson=True)
             executor = self._pool(pool, stack)
             with _no_sigint():  # a worker may be started here
-                self.running[executor.submit(_run_job, job_dict, str(folder))] = task
+                self.running[executor.submit(_run_job, job_dict, str(folder), self.state.flow)] = task
 
     def _collect(self, future: Future, task: _Task) -> Exception | None:
         from ncmflow.workflows.flowstate import JobFailed

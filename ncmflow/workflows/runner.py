@@ -30,7 +30,7 @@ from ncmflow.workflows.flowstate import (
     finished,
     inside,
     job_meta,
-    response_fields,
+    run_job,
 )
 from ncmflow.workflows.store import (
     CONNECT_LOCK,
@@ -111,7 +111,7 @@ def _run_job(state: FlowState, job: Job, done: bool, workdir: Path) -> str:
     progress.report(**meta, event="start")
     with inside(workdir / "runs" / job.uuid):
         try:
-            fields = response_fields(job.run(store=state.store))
+            fields = run_job(job, state.store, state.flow)
         except Exception as exc:
             raise JobFailed(f"job '{job.name}' failed: {str(exc).splitlines()[0]}") from exc
     for _, jobs in state.record(job, fields):
@@ -135,9 +135,13 @@ def ensure_collections(store: JobStore, *siblings: str) -> None:
     from maggma.stores import MontyStore
     from montydb.storage.sqlite import CREATE_TABLE, SQLITE_DB_EXT, SQLITE_RECORD_TABLE
 
+    from ncmflow.workflows.diskfull import naming
+    from ncmflow.workflows.storecheck import sqlite_error
+
     docs = store.docs_store
     if store_folder(store) is None:
         return
+    nothing = "nothing was written"
     wanted = [(s, s.collection_name) for s in (docs, *store.additional_stores.values())]
     for owner, name in [*wanted, *((docs, name) for name in siblings)]:
         if not isinstance(owner, MontyStore) or owner.storage != "sqlite":
@@ -148,9 +152,11 @@ def ensure_collections(store: JobStore, *siblings: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         aside = path.with_name(f".{name}.{os.getpid()}.new")
         try:
-            with contextlib.closing(sqlite3.connect(aside)) as conn, conn:
+            with naming(path, nothing), contextlib.closing(sqlite3.connect(aside)) as conn, conn:
                 conn.execute(CREATE_TABLE.format(SQLITE_RECORD_TABLE))
-            with contextlib.suppress(FileExistsError):
+            with naming(path, nothing), contextlib.suppress(FileExistsError):
                 os.link(aside, path)
+        except sqlite3.Error as exc:  # a full disk: one line naming the store file
+            raise sqlite_error(exc, path) or exc from exc
         finally:
             aside.unlink(missing_ok=True)

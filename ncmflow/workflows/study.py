@@ -21,7 +21,7 @@ from ncmflow.structures import MODELS, ni_hop_endpoints
 from ncmflow.structures.migration import HOP_KINDS
 from ncmflow.workflows.documents import BarrierDoc, BarrierRow, BarrierTable, mark_selected
 from ncmflow.workflows.engines import get_engine, write_inputs
-from ncmflow.workflows.neb import BarrierFlowMaker
+from ncmflow.workflows.neb import PATHS, BarrierFlowMaker
 
 SITE_INFO = ("site_label", "hop_kind", "hop_depth", "moved_index", "n_index")
 FLOW_SCHEMA = 2  # in the key: a flow saved by an older ncmflow (other Maker fields) is not reloaded
@@ -176,7 +176,7 @@ def study_flow(config: StudyConfig) -> Flow:
                 outputs += barrier.output
                 slots += [{"model": model, "site": site, "path": path, "engine": config.engine,
                            "potential": potential, "hop_kind": info.get("hop_kind")}
-                          for path in "AB"[:len(barrier.output)]]
+                          for path in PATHS[:len(barrier.output)]]
     table = compare_barriers(outputs, slots)
     table.config.on_missing_references = OnMissing.NONE
     table.name = "compare barriers"
