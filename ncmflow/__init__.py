@@ -1,49 +1,43 @@
-"""ncmflow: the cPAN@NCM811 Ni-migration DFT study as reproducible workflows."""
+"""ncmflow: the cPAN@NCM811 Ni-migration DFT study as reproducible workflows.
 
-import os
-import time
+The Python API is the objects the command line uses (README, "Python API"; docs/python.md):
+the builders (``li05nio2``, ``ni_hop_endpoints``, …), ``StudyConfig`` and ``study_flow``,
+``run_study`` (what `ncmflow study` runs), ``get_store``, ``barrier_table`` /
+``load_barriers`` / ``profile`` / ``plot_profiles`` and ``write_report`` (what `ncmflow
+compare` writes). They are imported on first use: ``import ncmflow`` stays cheap and never
+imports torch, jobflow or GPAW.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-
-# cores a batch scheduler gave this job: SLURM (per task, on the node), PBS Pro, Torque
-ALLOCATION = ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "NCPUS", "PBS_NP")
-
-
-def idle_cores(sample: float = 0.0) -> int:
-    """Cores not busy right now (≥ 1): thread pools that spin-wait (torch, OpenBLAS) must not
-    take more, or they slow down many-fold next to another busy process.
-
-    By default from the 1-minute load average (free to read). It lags: a study started just
-    after a busy minute (``pip install``, a benchmark) saw one idle core of two and ran on one
-    for its whole length. ``sample`` seconds of ``/proc/stat`` measure the cores busy now.
-    Inside a batch job the cores it was allocated count, whatever the node's load: two 1-core
-    jobs starting together on a 2-core node each saw two idle cores and took two threads.
-    """
-    allocated = next((os.environ[v] for v in ALLOCATION if os.environ.get(v, "").isdigit()), None)
-    if allocated is not None:  # a batch job: its cores are reserved, the rest of the node is not ours
-        return max(1, min(os.cpu_count() or 1, int(allocated)))
-    busy = os.getloadavg()[0]
-    if sample > 0:
-        measured = _busy_cores(sample)
-        busy = busy if measured is None else measured
-    return max(1, (os.cpu_count() or 1) - round(busy))
+# public name -> module that defines it, imported on first access (PEP 562)
+_LAZY = {
+    **dict.fromkeys(("linio2", "li05nio2", "ncm811", "slab", "cpan", "interface", "electronic_model",
+                     "ni_hop_endpoints", "hop_sites", "MODELS", "HOP_KINDS"), "ncmflow.structures"),
+    **dict.fromkeys(("StudyConfig", "study_flow"), "ncmflow.workflows.study"),
+    **dict.fromkeys(("get_store", "resolve_store"), "ncmflow.workflows.store"),
+    **dict.fromkeys(("saved_flow", "run_flow"), "ncmflow.workflows.runner"),
+    **dict.fromkeys(("load_barriers", "barrier_rows", "profile", "write_report", "COLUMNS"),
+                    "ncmflow.analysis.barriers"),
+    **dict.fromkeys(("plot_profiles", "BarrierProfile"), "ncmflow.analysis.neb"),
+    **dict.fromkeys(("run_study", "barrier_table"), "ncmflow.api"),
+    "idle_cores": "ncmflow.workflows.cores",
+}
+__all__ = ["__version__", *sorted(_LAZY)]
 
 
-def _busy_cores(seconds: float) -> float | None:
-    """Cores busy over the next ``seconds`` (all CPUs' non-idle time / wall), None off Linux."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ncmflow' has no attribute {name!r}")
 
-    def ticks() -> tuple[float, float]:
-        with open("/proc/stat") as stat:
-            fields = [float(x) for x in stat.readline().split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
 
-    try:
-        total0, idle0 = ticks()
-        time.sleep(seconds)
-        total1, idle1 = ticks()
-    except (OSError, ValueError, IndexError):
-        return None
-    if total1 <= total0:
-        return None
-    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -358,6 +358,7 @@ def gpw(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.requires_gpaw
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_bad_gpw_file_is_one_error_naming_it(kind, gpw, tmp_path):
     """No command reads a .gpw; the GPAW jobs' reader (``lcao.load``) is held to the same rule."""

@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-pytest.importorskip("gpaw", reason="GPAW not installed: see the README's set-up")
-
 from ncmflow.analysis.cdd import charge_density_difference
 from ncmflow.analysis.electronic import cohp_from_output, load_electronic, write_electronic_report
 from ncmflow.structures import electronic_model
@@ -23,7 +21,8 @@ from ncmflow.workflows.electronic import ElectronicConfig, electronic_flow, refe
 from ncmflow.workflows.runner import run_flow
 from ncmflow.workflows.store import get_store
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+pytestmark = [pytest.mark.requires_gpaw,  # skipped with the reason where GPAW is not installed
+              pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")]
 BOX = 9.0
 
 

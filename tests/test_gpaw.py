@@ -15,8 +15,6 @@ from _inputs_fixtures import bulk
 from pymatgen.core import Lattice, Structure
 from scipy.integrate import trapezoid
 
-pytest.importorskip("gpaw", reason="GPAW not installed: apt-get install -y libxc-dev libopenblas-dev; "
-                    "CC=g++ pip install 'ncmflow[dft]'")
 pytest.importorskip("dftd3", reason="dftd3 not installed (D3 part of the GPAW engine)")
 
 from ncmflow.inputs.gpaw import DftPlusD3, gpaw_calculator, write_gpaw
@@ -24,7 +22,8 @@ from ncmflow.inputs.settings import PAPER, to_ase_atoms
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.lcao import gpaw_cohp, gpaw_pdos, lcao_cohp, lcao_inputs, orbital_indices
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+pytestmark = [pytest.mark.requires_gpaw,  # skipped with the reason where GPAW is not installed
+              pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")]
 
 BOX = 6.0  # Å
 CHEAP = {"kpts": (1, 1, 1), "nbands": "nao", "symmetry": {"point_group": False}}

@@ -11,8 +11,11 @@ import ncmflow
 PACKAGE = Path(ncmflow.__file__).parent
 # ncmflow.workflows holds the store too (workflows/store.py): it is written by the runs and
 # read by analysis; the CLI and the summary are the report end
+# the package root is the Python API (every name imported on first use, README "Python API"):
+# the report end too, like the CLI; ncmflow.api holds its own functions
 LAYERS = {"structures": 1, "inputs": 2, "workflows": 3, "analysis": 4,
-          "cli": 5, "summary": 5, "deferred": 5, "__main__": 5}
+          "cli": 5, "summary": 5, "deferred": 5, "__main__": 5, "api": 5}
+ROOT = 5
 
 
 def module_name(path: Path) -> str:
@@ -22,7 +25,7 @@ def module_name(path: Path) -> str:
 
 def layer(module: str) -> int:
     parts = module.split(".")
-    return 0 if len(parts) == 1 else LAYERS[parts[1]]
+    return ROOT if len(parts) == 1 else LAYERS[parts[1]]
 
 
 def imports(path: Path) -> set[str]:

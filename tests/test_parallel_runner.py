@@ -159,7 +159,7 @@ def test_idle_cores_sampled_now_sees_a_busy_process():
     import subprocess
     import sys
 
-    from ncmflow import idle_cores
+    from ncmflow.workflows.cores import idle_cores
 
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -170,7 +170,7 @@ def test_idle_cores_sampled_now_sees_a_busy_process():
 
 @pytest.mark.parametrize("var", ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "NCPUS"])
 def test_idle_cores_in_a_batch_job_are_its_allocation(monkeypatch, var):
-    from ncmflow import ALLOCATION, idle_cores
+    from ncmflow.workflows.cores import ALLOCATION, idle_cores
 
     for name in ALLOCATION:
         monkeypatch.delenv(name, raising=False)

@@ -61,7 +61,7 @@ def _limit_blas_threads() -> None:
     60-atom electronic model took 140 s instead of 17 s with one thread. The user's own
     OMP_NUM_THREADS / OPENBLAS_NUM_THREADS win.
     """
-    from ncmflow import idle_cores
+    from ncmflow.workflows.cores import idle_cores
 
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(var, str(idle_cores()))

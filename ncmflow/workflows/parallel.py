@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ncmflow import idle_cores
 from ncmflow.workflows import progress
+from ncmflow.workflows.cores import idle_cores
 from ncmflow.workflows.store import CONNECT_LOCK, embedded_location, file_lock, lock_writes, store_folder
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 from atomate2.ase.jobs import AseRelaxMaker
 
-from ncmflow import idle_cores
 from ncmflow.inputs.mlip import MODELS, potential, write_mlip
 from ncmflow.inputs.settings import PAPER, DftSettings, written_tolerances
+from ncmflow.workflows.cores import idle_cores
 from ncmflow.workflows.engines import Engine, Tolerances
 from ncmflow.workflows.neb import CiNebMaker
 
