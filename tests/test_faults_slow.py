@@ -142,8 +142,11 @@ def test_kill_9_during_a_relaxation_then_rerun(tmp_path, reference):
     assert table(tmp_path) == reference["table"]
 
 
-def test_kill_9_during_the_neb_then_rerun_resumes_it(tmp_path, reference):
-    first = Study(tmp_path, *REAL)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_kill_9_during_the_neb_then_rerun_resumes_it(tmp_path, reference, workers):
+    """With two workers both NEBs run at once; the workers end when their parent is killed."""
+    args = [*REAL[:-1], workers]
+    first = Study(tmp_path, *args)
     first.wait_line("neb A start")
     checkpoints = tmp_path / "ncmflow_data" / "runs"
     seen: set[int] = set()
@@ -158,27 +161,27 @@ def test_kill_9_during_the_neb_then_rerun_resumes_it(tmp_path, reference):
     killed = first.kill()
     before = documents(tmp_path)
     assert 3 <= len(before) < JOBS  # the relaxations and the interpolation at least, not the NEB
-    again = Study(tmp_path, *REAL)
+    again = Study(tmp_path, *args)
     out = again.finish()
     rerun = time.monotonic() - again.started
     assert f"{JOBS - len(before)} jobs ran, {len(before)} reused" in out
     after = documents(tmp_path)
     assert len(after) == len(set(after)) == JOBS and set(before) <= set(after)
     nebs = stored_nebs(tmp_path)
-    assert nebs["A"]["resumed"] is True and nebs["B"]["resumed"] is False
-    # the counts go on from the killed attempt's checkpoint, not from 0: the resumed NEB takes the
+    assert nebs["A"]["resumed"] is True and (workers == "2" or nebs["B"]["resumed"] is False)
+    # the counts go on from the killed attempt's checkpoint, not from 0: a resumed NEB takes the
     # steps the uninterrupted one took (its optimizer's memory is checkpointed too)
-    assert nebs["A"]["steps"] == reference["nebs"]["A"]["steps"]
+    assert [nebs[p]["steps"] for p in "AB"] == [reference["nebs"][p]["steps"] for p in "AB"]
     got = barriers(tmp_path)
     print(f"killed at NEB step >= 3 after {killed:.0f} s, {len(before)} documents; rerun {rerun:.0f} s; "
           f"A {got['A']:.5f} vs {reference['barriers']['A']:.5f} ({nebs['A']['steps']} steps after "
           f"the resume, {reference['nebs']['A']['steps']} uninterrupted)")
-    assert got["B"] == pytest.approx(reference["barriers"]["B"], abs=1e-3)  # not interrupted: the same
-    # Before ODE's step size was checkpointed the resumed band stopped elsewhere within the
-    # tolerance: 2.35147 vs 2.35286 eV (2026-12-02); now it retraces the uninterrupted steps
-    assert got["A"] == pytest.approx(reference["barriers"]["A"], abs=1e-3)
-    same = [r[:7] + r[10:] for r in reference["table"]]  # but barriers and reaction energy
-    assert [r[:7] + r[10:] for r in table(tmp_path)] == same  # converged, selected, …
+    # Before the optimizers' memory was checkpointed the resumed band stopped elsewhere within
+    # the tolerance: 2.35147 vs 2.35286 eV (2026-12-02), up to 6 meV with two workers; now it
+    # retraces the uninterrupted steps: 2.35286 vs 2.35286 (one worker)
+    for path in "AB":
+        assert got[path] == pytest.approx(reference["barriers"][path], abs=1e-3)
+    assert table(tmp_path) == reference["table"]  # every column but uuids, wall times and costs
 
 
 # --- the toy engine: real signals to real process groups ----------------------------------------

@@ -149,15 +149,16 @@ def test_neb_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     images = neb_images(*ni_hop_endpoints("bulk"), n_images=3)
     saved = [AseAtomsAdaptor.get_atoms(s) for s in images]
     saved[2].positions[5] += [0.1, -0.2, 0.05]
-    saved[0].info.update(neb_steps=7, neb_calls=21, neb_wall=3.5)  # what the killed attempt had done
+    # what the killed attempt had done, and ODE's step size then
+    saved[0].info.update(neb_steps=7, neb_calls=21, neb_wall=3.5, neb_h=0.0123)
     monkeypatch.chdir(tmp_path)
     write(CHECKPOINT, saved, format="extxyz")
     frames, done = CiNebMaker()._frames(images)
-    assert done == {"steps": 7, "calls": 21, "wall": 3.5}  # the counts go on from there
+    assert done == {"steps": 7, "calls": 21, "wall": 3.5, "h": 0.0123, "resumed": True}  # going on from there
     assert (frames[2].positions[5] - saved[2].positions[5]) == pytest.approx([0, 0, 0], abs=1e-6)
     (tmp_path / CHECKPOINT).unlink()
     fresh, done = CiNebMaker()._frames(images)
-    assert done == {"steps": 0, "calls": 0, "wall": 0.0}
+    assert done == {"steps": 0, "calls": 0, "wall": 0.0, "h": None, "resumed": False}
     assert (fresh[2].positions[5] - images[2].cart_coords[5]) == pytest.approx([0, 0, 0], abs=1e-6)
 
 

@@ -15,7 +15,7 @@ import csv
 import html
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from jobflow import JobStore
 from monty.json import MontyDecoder
 
 from ncmflow.analysis.barrier_plots import ProfileEntry, plot_distribution, plot_site_profiles
+from ncmflow.analysis.dftcheck import write_dft_check
 from ncmflow.analysis.neb import BarrierProfile, profile_from_arrays
 from ncmflow.analysis.statistics import (
     PAPER_DIFFERENCE,
@@ -35,6 +36,8 @@ from ncmflow.analysis.statistics import (
     pooled_difference,
     site_pairs,
 )
+from ncmflow.analysis.tables import Table
+from ncmflow.analysis.tables import num as _num
 from ncmflow.workflows.documents import PAPER_BARRIERS, BarrierDoc, BarrierRow, BarrierTable, mark_selected
 
 COLUMNS = ("model", "site", "hop_kind", "engine", "potential", "path", "path_method", "forward_barrier",
@@ -142,14 +145,6 @@ def profile(doc: BarrierDoc) -> BarrierProfile:
                                cell=doc.images[0].lattice.matrix)
 
 
-def _num(value: float | None, signed: bool = False, empty: str = "—") -> str:
-    """Three decimals, never "-0.000" (so regenerated files do not differ by a sign of zero)."""
-    if value is None:
-        return empty
-    text = f"{value:+.3f}" if signed else f"{value:.3f}"
-    return text.replace("-0.000", "+0.000" if signed else "0.000")
-
-
 def _pm(mean: float | None, stderr: float | None) -> str:
     if mean is None:
         return "—"
@@ -171,17 +166,6 @@ def table_csv(rows: list[BarrierRow]) -> str:
     for row in rows:
         writer.writerow([_cell(getattr(row, c)) for c in COLUMNS])
     return buffer.getvalue()
-
-
-@dataclass
-class Table:
-    """One table of the report, rendered both as Markdown and as HTML."""
-
-    title: str
-    header: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-    note: str = ""
-    lead: list[str] = field(default_factory=list)
 
 
 def _site_groups(rows: list[BarrierRow]) -> dict[tuple, list[BarrierRow]]:
@@ -257,10 +241,6 @@ def headline(rows: list[BarrierRow]) -> str:
             "CASTEP PBE+D).")
 
 
-def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 HOP_TEXT = {"subsurface": "subsurface (the Ni leaves the surface TM site for the Li layer below)",
             "in-plane": "in-plane (the Ni moves into the Li-layer site of the surface plane)"}
 
@@ -271,32 +251,20 @@ def hop_line(rows: list[BarrierRow]) -> str:
     return "Slab hop: " + ", ".join(HOP_TEXT.get(k, k) for k in kinds) + "." if kinds else ""
 
 
-def table_markdown(rows: list[BarrierRow]) -> str:
+def table_markdown(rows: list[BarrierRow], extra: Iterable[Table] = ()) -> str:
     lines = ["# Ni migration barriers", "", *([hop_line(rows), ""] if hop_line(rows) else []),
              headline(rows), ""]
-    for table in summary_tables(rows):
-        lines += [f"## {table.title}", ""]
-        for text in table.lead:
-            lines += [text, ""]
-        lines += ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
-        lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in table.rows]
-        lines += ["", *([table.note, ""] if table.note else [])]
+    for table in [*summary_tables(rows), *extra]:
+        lines += table.markdown()
     return "\n".join(lines)
 
 
-def _html(rows: list[BarrierRow], images: Iterable[Path]) -> str:
+def _html(rows: list[BarrierRow], images: Iterable[Path], extra: Iterable[Table] = ()) -> str:
     parts = [f"<p>{html.escape(hop_line(rows))}</p>", f"<p>{html.escape(headline(rows))}</p>"]
     pictures = "".join(f'<img alt="{p.stem}" src="data:image/png;base64,'
                        f'{base64.b64encode(p.read_bytes()).decode()}">' for p in images)
     parts.append(f"<div>{pictures}</div>")
-    for table in summary_tables(rows):
-        parts.append(f"<h2>{html.escape(table.title)}</h2>")
-        parts += [f"<p>{html.escape(text)}</p>" for text in table.lead]
-        parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header) + "</tr>"
-                     + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                               for row in table.rows) + "</table>")
-        if table.note:
-            parts.append(f"<p class='note'>{html.escape(table.note)}</p>")
+    parts += [table.html() for table in [*summary_tables(rows), *extra]]
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Ni migration barriers</title>"
             "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
             "td,th{padding:3px 8px;border:1px solid #ccc;text-align:right}"
@@ -355,14 +323,17 @@ def write_report(store: JobStore, out: Path, **filters: Any) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = barrier_rows(barriers) + not_run_rows(store, barriers, **filters)
     files = {"csv": out / "barriers.csv", "md": out / "barriers.md"}
+    checked, dft_tables = write_dft_check(store, out, **filters)  # the study's DFT check, if it ran
     files["csv"].write_text(table_csv(rows))
-    files["md"].write_text(table_markdown(rows))
+    files["md"].write_text(table_markdown(rows, dft_tables))
     files["distribution"] = plot_distribution(rows, out / "barrier_distribution.png")
     entries = profile_entries(barriers, rows)
     if entries:
         files["profiles"] = plot_site_profiles(entries, out / "neb_profiles.png")
     if write_structures(barriers, rows, out / "structures"):
         files["structures"] = out / "structures"
+    files |= checked
     files["html"] = out / "index.html"
-    files["html"].write_text(_html(rows, [files[k] for k in ("distribution", "profiles") if k in files]))
+    images = [files[k] for k in ("distribution", "profiles", "dft_plot") if k in files]
+    files["html"].write_text(_html(rows, images, dft_tables))
     return files

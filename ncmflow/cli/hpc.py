@@ -15,8 +15,12 @@ import typer
 from ncmflow.cli.study import study_config
 from ncmflow.cli.utils import (
     ConfigOption,
+    CpanUnitsOption,
+    DftCheckOption,
+    DftModeOption,
     EngineOption,
     HopOption,
+    LayersOption,
     MlModelsOption,
     ModelsOption,
     NcmflowTyper,
@@ -68,6 +72,10 @@ def submit_study(
     electronic: Annotated[
         bool, typer.Option(help="The Ni–N electronic study (GPAW LCAO) as one batch job instead.")
     ] = False,
+    dft_check: DftCheckOption = False,
+    dft_mode: DftModeOption = None,
+    layers: LayersOption = None,
+    cpan_units: CpanUnitsOption = None,
 ) -> None:
     """Submit the barrier study: one batch job per model, then the comparison, chained afterok.
 
@@ -98,7 +106,8 @@ def submit_study(
     else:
         for m in models.split(","):
             check_label(m.strip(), "model name")
-        study = study_config(engine, quick, models, hop, sites, ml_models)
+        study = study_config(engine, quick, models, hop, sites, ml_models, dft_check=dft_check or None,
+                             dft_mode=dft_mode, layers=layers, cpan_units=cpan_units)
         build = functools.partial(study_flow, study)
     if backend is Backend.jobflow_remote:
         if dry_run:

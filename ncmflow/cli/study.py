@@ -11,7 +11,11 @@ import typer
 
 from ncmflow.cli.utils import (
     ENGINES,
+    CpanUnitsOption,
+    DftCheckOption,
+    DftModeOption,
     HopOption,
+    LayersOption,
     MlModelsOption,
     ModelsOption,
     NcmflowTyper,
@@ -64,6 +68,10 @@ def study(
     ] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Jobs run at once, each in a process "
                    "\\[default: the idle cores with a store folder, else 1].")] = None,
+    dft_check: DftCheckOption = False,
+    dft_mode: DftModeOption = None,
+    layers: LayersOption = None,
+    cpan_units: CpanUnitsOption = None,
 ) -> None:
     """Run the Ni-migration barrier study and write the report.
 
@@ -75,15 +83,18 @@ def study(
 
     Example: `ncmflow study --quick` then open `report/index.html`;
     `ncmflow study --engine castep --write-inputs castep_inputs`;
-    `ncmflow study --engine gpaw --electronic`
+    `ncmflow study --engine gpaw --electronic`;
+    `ncmflow study --quick --dft-check --models bare,cpan --ml-models chgnet,sevennet`
     """
+    sizes = {"dft_check": dft_check or None, "dft_mode": dft_mode, "layers": layers, "cpan_units": cpan_units}
     with resumable():
-        _study(engine, quick, models, hop, sites, ml_models, store, out, write_inputs, electronic, workers)
+        _study(engine, quick, models, hop, sites, ml_models, store, out, write_inputs, electronic, workers,
+               sizes)
 
 
 def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, ml_models: str,
            store: str | None, out: Path, write_inputs: Path | None, electronic: bool,
-           workers: int | None) -> None:
+           workers: int | None, sizes: dict | None = None) -> None:
     from ncmflow.analysis.barriers import write_report
     from ncmflow.workflows.engines import get_engine
     from ncmflow.workflows.runner import saved_flow
@@ -95,7 +106,7 @@ def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, m
             raise UserError("--electronic runs GPAW here: use `ncmflow study --engine gpaw --electronic`")
         _electronic_study(store, out / "electronic")
         return
-    config = study_config(engine, quick, models, hop, sites, ml_models)
+    config = study_config(engine, quick, models, hop, sites, ml_models, **(sizes or {}))
     if write_inputs is not None:
         from ncmflow.workflows.study import write_study_inputs
 
@@ -103,6 +114,8 @@ def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, m
             console.print(f"wrote {path}")
         return
     problem = get_engine(engine).missing()
+    if config.dft_check and not problem:
+        problem = get_engine(config.dft_engine).missing()
     if problem:
         raise UserError(f"{problem} (or submit it to a cluster: ncmflow submit study --engine {engine})")
     where = resolve_store(store)
@@ -120,8 +133,10 @@ def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, m
         console.print(f"wrote {path}")
 
 
-def study_config(engine: str, quick: bool, models: str, hop: str, sites: int | None, ml_models: str) -> Any:
-    """The StudyConfig of the command-line options (shared with `ncmflow submit study`)."""
+def study_config(engine: str, quick: bool, models: str, hop: str, sites: int | None, ml_models: str,
+                 **sizes: Any) -> Any:
+    """The StudyConfig of the command-line options (shared with `ncmflow submit study`); ``sizes``:
+    dft_check, dft_mode, layers, cpan_units (None: the study's default)."""
     from ncmflow.workflows.study import StudyConfig
 
     potentials = tuple(m.strip() for m in ml_models.split(",") if m.strip())
@@ -131,8 +146,10 @@ def study_config(engine: str, quick: bool, models: str, hop: str, sites: int | N
         unknown = [p for p in potentials if p not in known()]
         if unknown:
             raise UserError(f"unknown ML potential {unknown[0]!r}: the offline ones are {', '.join(known())}")
+    if sizes.get("dft_mode") not in (None, "pw", "lcao"):
+        raise UserError(f"--dft-mode must be pw or lcao, not {sizes['dft_mode']!r}")
     return StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")), hop=hop,
-                              sites=sites, ml_models=potentials)
+                              sites=sites, ml_models=potentials, **sizes)
 
 
 def _run_saved(flow: Any, job_store: Any, where: Any, key: str, rows: tuple[str, ...],

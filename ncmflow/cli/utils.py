@@ -185,6 +185,15 @@ SitesOption = Annotated[
 MlModelsOption = Annotated[str, typer.Option(
     "--ml-models", help=f"Comma-separated offline ML potentials for the mlip engine: {POTENTIALS}.")]
 ModelsOption = Annotated[str, typer.Option(help="Comma-separated migration models.")]
+DftCheckOption = Annotated[bool, typer.Option(
+    "--dft-check", help="GPAW single points on every NEB's end points and saddle (DFT//ML): which potential "
+    "to believe. With --quick on the reduced models (2-layer slab, 2-unit cPAN, LCAO at Γ).")]
+DftModeOption = Annotated[str | None, typer.Option(
+    "--dft-mode", help="pw (the paper's 520 eV) or lcao (dzp) \\[default: lcao with --quick, else pw].")]
+LayersOption = Annotated[int | None, typer.Option(
+    help="(104) planes of the slab models \\[default: 4; 2 with --quick --dft-check].")]
+CpanUnitsOption = Annotated[int | None, typer.Option(
+    help="Units of the cPAN oligomer \\[default: 3; 2 with --quick --dft-check].")]
 
 
 def out_option(text: str) -> Any:

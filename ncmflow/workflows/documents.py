@@ -127,3 +127,31 @@ class BarrierTable(BaseModel):
     """Output of the study's comparison job: one row per NEB, the report is written from them."""
 
     rows: list[BarrierRow]
+
+
+class DftCheckDoc(BaseModel):
+    """DFT single points on one ML NEB's relaxed end points and climbing image (DFT//ML).
+
+    The geometry is the ML potential's; only the energies are DFT's. ``dft_barrier`` is
+    E_DFT(ML saddle) − E_DFT(ML start): an estimate, not a DFT saddle (the DFT saddle lies at or
+    below the DFT energy of any point on the ML path's ridge only if the paths coincide).
+    """
+
+    model: str
+    site: int = 0
+    path: str = "A"
+    engine: str = Field(description="Engine of the NEB (mlip, …).")
+    potential: str | None = Field(None, description="ML potential of the NEB.")
+    hop_kind: str | None = None
+    dft: str = Field(description="What computed the single points (engine, mode, k-points, functional).")
+    converged: bool = Field(False, description="The ML NEB converged (else the saddle is its highest image).")
+    saddle_index: int | None = None
+    ml_energies: dict[str, float] = Field(description="ML energies of start, saddle and end (eV).")
+    dft_energies: dict[str, float] = Field(description="DFT energies of start, saddle and end (eV).")
+    ml_barrier: float
+    ml_reaction_energy: float
+    dft_barrier: float = Field(description="E_DFT(ML saddle) − E_DFT(ML start) (eV).")
+    dft_reaction_energy: float = Field(description="E_DFT(ML end) − E_DFT(ML start) (eV).")
+    hopping_ni_moments: dict[str, float] | None = Field(
+        None, description="DFT magnetic moment of the hopping Ni at start, saddle and end (μB).")
+    dft_wall_time: float = Field(0.0, description="Seconds of the three single points (shared ones counted).")

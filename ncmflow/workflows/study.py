@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobflow import Flow, OnMissing, job
 from monty.json import jsanitize
@@ -19,12 +20,19 @@ from monty.json import jsanitize
 from ncmflow.inputs.settings import PAPER, DftSettings
 from ncmflow.structures import MODELS, ni_hop_endpoints
 from ncmflow.structures.migration import HOP_KINDS
+from ncmflow.workflows import progress
 from ncmflow.workflows.documents import BarrierDoc, BarrierRow, BarrierTable, mark_selected
 from ncmflow.workflows.engines import get_engine, write_inputs
 from ncmflow.workflows.neb import PATHS, BarrierFlowMaker
 
+if TYPE_CHECKING:
+    from ncmflow.workflows.dftcheck import DftCheckMaker
+
 SITE_INFO = ("site_label", "hop_kind", "hop_depth", "moved_index", "n_index")
 FLOW_SCHEMA = 2  # in the key: a flow saved by an older ncmflow (other Maker fields) is not reloaded
+SINCE_SCHEMA_2 = ("layers", "cpan_units", "dft_check", "dft_engine", "dft_mode", "dft_kpts")
+# the quick DFT check's reduced models and cheap single points (README: "DFT check")
+QUICK_DFT = {"layers": 2, "cpan_units": 2, "dft_mode": "lcao", "dft_kpts": (1, 1, 1)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,13 @@ class StudyConfig:
     confirm: bool = True  # a second, independent path per site (denser band, BFGS)
     confirm_images: int = 5
     confirm_optimizer: str = "bfgs"
+    # fields added since FLOW_SCHEMA 2 are in the key only when set (older studies keep their key)
+    layers: int = 4  # (104) planes of the slab models
+    cpan_units: int = 3  # units of the cPAN oligomer
+    dft_check: bool = False  # DFT single points on every NEB's end points and saddle (DFT//ML)
+    dft_engine: str = "gpaw"
+    dft_mode: str = "pw"  # GPAW: "pw" (the paper's 520 eV) or "lcao" (dzp)
+    dft_kpts: tuple[int, int, int] | None = None  # None: the paper's k-point spacing
 
     def __post_init__(self) -> None:
         if self.hop not in HOP_KINDS:
@@ -63,10 +78,24 @@ class StudyConfig:
 
     @classmethod
     def create(cls, engine: str = "mlip", quick: bool = False, **changes) -> StudyConfig:
+        """The full study, or ``quick``'s looser one; a quick DFT check runs on the reduced
+        models (``QUICK_DFT``: thinner slab, shorter cPAN, LCAO at Γ) so it finishes here."""
+        changes = {k: v for k, v in changes.items() if v is not None}
         base = ({"n_images": 3, "neb_fmax": 0.1, "relax_fmax": 0.05, "neb_steps": 200, "sites": 2}
                 if quick else {})
-        changes = {k: v for k, v in changes.items() if v is not None}
+        if quick and changes.get("dft_check"):
+            base |= QUICK_DFT
         return cls(engine=engine, quick=quick, **{**base, **changes})
+
+    def endpoints(self, model: str, site: int) -> tuple:
+        """The start and end point of ``site`` of ``model`` at this study's model sizes."""
+        return ni_hop_endpoints(model, self.hop, site, layers=self.layers, n_units=self.cpan_units)
+
+    @property
+    def dft_label(self) -> str:
+        """What the DFT check computes with, as its documents and the report say it."""
+        kpts = "×".join(map(str, self.dft_kpts)) if self.dft_kpts else "the paper's k spacing"
+        return f"{self.dft_engine} {self.dft_mode.upper()}, k {kpts}, PBE+D3(BJ), spin-polarized"
 
     @property
     def potentials(self) -> tuple[str | None, ...]:
@@ -80,14 +109,16 @@ class StudyConfig:
 
     @property
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "schema": FLOW_SCHEMA}, sort_keys=True)
+        defaults = {f.name: f.default for f in fields(self)}
+        given = {k: v for k, v in asdict(self).items() if k not in SINCE_SCHEMA_2 or v != defaults[k]}
+        blob = json.dumps({**given, "schema": FLOW_SCHEMA}, sort_keys=True)
         return "study-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     def site_count(self, model: str) -> int:
         """``sites``, or fewer when the model has fewer distinct sites."""
         for site in range(self.sites - 1, -1, -1):
             try:
-                ni_hop_endpoints(model, self.hop, site)
+                self.endpoints(model, site)
                 return site + 1
             except ValueError:
                 continue
@@ -123,7 +154,7 @@ def write_study_inputs(config: StudyConfig, folder: Path) -> list[Path]:
     written = []
     for model in config.models:
         for site in range(config.site_count(model)):
-            start, end = ni_hop_endpoints(model, config.hop, site)
+            start, end = config.endpoints(model, site)
             base = Path(folder) / model / f"site{site}"
             for which, structure in (("start", start), ("end", end)):
                 written += write_inputs(config.engine, "relax", [structure], base / f"relax_{which}",
@@ -147,6 +178,13 @@ def _makers(config: StudyConfig, potential: str | None) -> BarrierFlowMaker:
     )
 
 
+def _dft_checker(config: StudyConfig) -> DftCheckMaker:
+    from ncmflow.workflows.dftcheck import DftCheckMaker
+
+    options: dict = {"mode": config.dft_mode, **({"kpts": config.dft_kpts} if config.dft_kpts else {})}
+    return DftCheckMaker(config.dft_engine, PAPER, options, config.dft_label)
+
+
 def _fingerprint(structure) -> str:
     species = [str(s) for s in structure.species]
     blob = json.dumps(jsanitize([structure.lattice.matrix, structure.frac_coords, species]))
@@ -156,12 +194,13 @@ def _fingerprint(structure) -> str:
 def study_flow(config: StudyConfig) -> Flow:
     """Relaxations (shared where the structure is the same), per-site barrier flows, the table."""
     flows, outputs, slots = [], [], []
+    checker = _dft_checker(config) if config.dft_check else None
     for potential in config.potentials:
         maker = _makers(config, potential)
         shared: dict[str, object] = {}
         for model in config.models:
             for site in range(config.site_count(model)):
-                start, end = ni_hop_endpoints(model, config.hop, site)
+                start, end = config.endpoints(model, site)
                 info = {"site": site, "potential": potential,
                         **{k: start.properties.get(k) for k in SITE_INFO}}
                 relaxed = []
@@ -177,6 +216,11 @@ def study_flow(config: StudyConfig) -> Flow:
                 slots += [{"model": model, "site": site, "path": path, "engine": config.engine,
                            "potential": potential, "hop_kind": info.get("hop_kind")}
                           for path in PATHS[:len(barrier.output)]]
+                if checker is not None:
+                    meta = {"row": progress.row_label(model, site, potential),
+                            "tags": {"model": model, "site": site, "potential": potential,
+                                     "batch": f"{model}-dft"}}  # their own batch jobs (submit)
+                    flows += checker.jobs(tuple(relaxed), barrier.output, PATHS, meta)[0]
     table = compare_barriers(outputs, slots)
     table.config.on_missing_references = OnMissing.NONE
     table.name = "compare barriers"

@@ -69,11 +69,14 @@ def load_record(folder: Path) -> SubmissionRecord:
 
 
 def plan_stages(flow: Flow) -> list[StageRecord]:
-    """One stage per model (its relax/interpolate/NEB chain), then the jobs that join them."""
+    """One stage per model (its relax/interpolate/NEB chain) or per ``batch`` a job names (the DFT
+    check's single points: GPAW jobs, not the ML ones), then the jobs that join them."""
     stages: dict[str, StageRecord] = {}
     stage_of: dict[str, str] = {}
     for job, _ in flow.iterflow():
-        name = check_label(job.metadata.get("model") or job.metadata.get("stage") or "final", "model name")
+        # a job's own batch (the DFT check's single points), else its model's
+        name = check_label(job.metadata.get("batch") or job.metadata.get("model") or job.metadata.get("stage")
+                           or "final", "model name")
         stage = stages.setdefault(name, StageRecord(name=name, uuids=[], jobs=[]))
         stage.uuids.append(job.uuid)
         stage.jobs.append({"uuid": job.uuid, "name": job.name,

@@ -64,6 +64,9 @@ class Engine:
     # local engines that evaluate several images in one call: (settings) -> (frames -> [results])
     band_evaluator: Callable[..., Any] | None = None
     neb_uses_images: bool = True  # False: the method starts from the end points alone (LST/QST)
+    # a single-point energy job, (structure, settings, **options) -> {"energy": eV, ...}: what the
+    # study's DFT check (``ncmflow.workflows.dftcheck``) runs on ML end points and saddles
+    energy_job: Callable[..., Any] | None = None
     programs: tuple[str, ...] = ()  # executables the engine needs at run time
     python_modules: tuple[str, ...] = ()
     install_hint: str = ""

@@ -210,6 +210,31 @@ def gpaw_electronic_structure(
             "restarted": restarted}
 
 
+@job
+def gpaw_energy(structure: Structure, settings: DftSettings = PAPER, mode: str = "pw",
+                **gpaw_kwargs: Any) -> dict[str, Any]:
+    """One spin-polarized single point (+ D3 as ``settings`` say) from the paper's start moments:
+    the energy, the moments and the SCF's cost. A slab gets GPAW's dipole layer (its cPAN side
+    and its bare side differ). ``mode`` "pw" (``settings.encut``) or "lcao" (dzp); GPAW keywords
+    (``kpts``, …) override. A killed job starts its SCF again (nothing is kept half way)."""
+    import time
+
+    from ncmflow.inputs.gpaw import gpaw_calculator, slab_boundaries
+    from ncmflow.inputs.settings import to_ase_atoms
+
+    structure = with_start_moments(structure)
+    atoms = slab_boundaries(to_ase_atoms(structure))
+    atoms.calc = gpaw_calculator(structure, settings, mode, "gpaw.txt", **({"symmetry": "off"} | gpaw_kwargs))
+    started = time.perf_counter()
+    energy = float(atoms.get_potential_energy())
+    dft = getattr(atoms.calc, "dft", atoms.calc)
+    return {"energy": energy, "magmom": float(dft.get_magnetic_moment()),
+            "magmoms": [float(m) for m in dft.get_magnetic_moments()],
+            "scf_iterations": int(dft.scf.niter) if getattr(dft, "scf", None) else None,
+            "wall_time": time.perf_counter() - started, "mode": mode, "dir_name": str(Path.cwd()),
+            "formula": structure.composition.formula, "n_sites": len(structure)}
+
+
 ENGINE = Engine(
     name="gpaw",
     description="GPAW PAW DFT, PBE-D3(BJ), plane waves (LCAO for PDOS/COHP), serial on the CPU",
@@ -219,6 +244,7 @@ ENGINE = Engine(
     write_inputs=write_gpaw,
     read_tolerances=lambda job, folder: Tolerances(**written_tolerances(folder)),
     calculator=calculator,
+    energy_job=gpaw_energy,
     python_modules=("gpaw", "dftd3"),
     install_hint="apt-get install -y libxc-dev libopenblas-dev; "
                  "CC=g++ pip install 'ncmflow[dft]' (GPAW compiles its C sources as C++)",
