@@ -141,6 +141,16 @@ def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str, s
     return process.returncode, out, err
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler, whatever pytest was started with: a shell's background job
+    (`make test &`) starts with SIGINT ignored, and Python then never raises KeyboardInterrupt
+    (seen running `make test` in the background as another user)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def here(tmp_path, monkeypatch):
     """`ncmflow` run in this process, in ``tmp_path`` with its default store; returns invoke."""

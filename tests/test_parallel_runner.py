@@ -56,6 +56,12 @@ def split(a: int, b: int) -> Response:
 
 
 @job
+def blas_threads(name: str) -> dict:
+    """What a worker's BLAS was told at its start (the environment it was spawned with)."""
+    return {var: os.environ.get(var) for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+
+
+@job
 def boom(a: int) -> int:
     raise ValueError("kaboom\nsecond line")
 
@@ -178,3 +184,20 @@ def test_idle_cores_in_a_batch_job_are_its_allocation(monkeypatch, var):
     assert idle_cores(sample=0.2) == 1
     monkeypatch.setenv(var, "512")  # never more than the machine has
     assert idle_cores() == (os.cpu_count() or 1)
+
+
+def test_workers_share_the_blas_threads_the_cli_gave_the_machine(tmp_path, monkeypatch):
+    """The CLI sets OPENBLAS/OMP threads to the idle cores for its own process; two GPAW workers
+    each taking them all spin against each other (an LCAO SCF cycle 8× slower). Each worker gets
+    its share; a smaller number the user gave is kept."""
+    from ncmflow.workflows.cores import idle_cores
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "64")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    flow = Flow([blas_threads("a"), blas_threads("b")])
+    store = get_store(tmp_path / "db")
+    share = max(1, idle_cores(sample=0.5) // 2)
+    run_flow(flow, store, tmp_path, workers=2)
+    seen = [store.get_output(j.uuid) for j in flow.jobs]
+    assert all(int(s["OPENBLAS_NUM_THREADS"]) <= max(share, 1) for s in seen), seen
+    assert all(s["OMP_NUM_THREADS"] == "1" for s in seen)

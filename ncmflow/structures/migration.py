@@ -10,6 +10,13 @@ Slab hops are ``subsurface`` (default: the Ni leaves the TM layer for the Li lay
 surface plane, inwards — the mechanism the paper's coating is said to suppress) or
 ``in-plane`` (into the Li-layer site of the surface plane itself; the project's first model).
 Start and end have identical atom ordering, so they are NEB-ready.
+
+The default slab models (4 layers, 3-unit cPAN: 84 / 109 atoms) are sized for the ML potential.
+``REDUCED`` (``ni_hop_endpoints("cpan", **REDUCED)``) is the smallest model that still has the
+subsurface hop of an N-bound Ni, for local DFT single points: 2 (104) layers (bottom one fixed)
+and the two-unit fully cyclized fragment of :func:`~ncmflow.structures.interface.electronic_model`
+(C6N2H10, bound by its ring N) — Li6Ni12O24, 42 atoms bare, 60 with cPAN, 14 subsurface sites
+over the two Li orderings (2 of ordering 0, 12 of ordering 1).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ncmflow.structures.bulk import li05nio2
-from ncmflow.structures.cpan import cpan
+from ncmflow.structures.cpan import cpan, reacted_nitriles
 from ncmflow.structures.interface import cpan_sites, interface
 from ncmflow.structures.sites import (
     HOP_KINDS,
@@ -38,8 +45,12 @@ from ncmflow.structures.slab import slab
 MODELS = ("bulk", "bare", "cpan")
 ORDERINGS = 2  # Li0.5NiO2 vacancy orderings sampled: the lowest and the next-lowest Ewald energy
 FREE_RADIUS = 3.0  # Å around the bound N within which cPAN atoms relax in the migration model
+# The reduced (local-DFT) slab model: 2 layers and the electronic model's C6N2H10 fragment. Two
+# units need degree 1.0 (0.67 of 2 units is one reacted nitrile, which closes no ring).
+REDUCED = {"layers": 2, "n_units": 2, "degree": 1.0}
 
-__all__ = ["FREE_RADIUS", "HOP_KINDS", "HOP_RANGE", "MODELS", "ORDERINGS", "hop_sites", "ni_hop_endpoints"]
+__all__ = ["FREE_RADIUS", "HOP_KINDS", "HOP_RANGE", "MODELS", "ORDERINGS", "REDUCED", "fixed_layers",
+           "hop_sites", "ni_hop_endpoints"]
 
 
 @lru_cache(maxsize=8)
@@ -67,8 +78,9 @@ def _bind(start: Structure, end: Structure, n_units: int, degree: float, seed: i
     the oligomer does not fit the slab's own cell (a larger cell would change the coverage)."""
     ni = start.properties["moved_index"]
     target = end.cart_coords[ni]
+    molecule = cpan(n_units, degree, seed)  # outside the try: a bad n_units/degree is an error, not "no site"
     try:
-        bound = interface(start, cpan(n_units, degree, seed), ni_index=ni, keep_clear=[target], max_grow=0)
+        bound = interface(start, molecule, ni_index=ni, keep_clear=[target], max_grow=0)
     except ValueError:
         return None
     shift = bound.cart_coords[ni] - start.cart_coords[ni]
@@ -94,9 +106,26 @@ def _bind(start: Structure, end: Structure, n_units: int, degree: float, seed: i
     return c_start, c_end, *bare
 
 
+def fixed_layers(layers: int) -> int:
+    """Bottom (104) layers held in a migration slab of ``layers`` layers: 2, and 1 in a 2-layer slab.
+
+    Four or more layers keep 2 fixed (the models as they always were): the hop goes from the top
+    layer into the one below it, both free, over two bulk-like fixed layers. A 2-layer slab can
+    hold only its bottom layer (``slab`` needs one free layer, and the top layer holds the
+    hopping Ni). That is also the layer the subsurface target lies in: the hopping Ni keeps its
+    free flags, so do the Li moved into the top layer, while the O and Li around the target stay at
+    their bulk positions, as in :func:`~ncmflow.structures.interface.electronic_model`. Fixing
+    nothing instead would leave two surfaces and no bulk-like part to hold the slab's shape.
+    """
+    if layers < 2:
+        raise ValueError(f"a migration slab needs layers >= 2 (got {layers})")
+    return min(2, layers - 1)
+
+
 @lru_cache(maxsize=8)
 def _slab_candidates(kind: str, layers: int, rank: int) -> tuple:
-    return tuple(distinct(slab_candidates(slab(li05nio2(rank=rank), "104", layers=layers), kind, rank)))
+    surface = slab(li05nio2(rank=rank), "104", layers=layers, fixed_layers=fixed_layers(layers))
+    return tuple(distinct(slab_candidates(surface, kind, rank)))
 
 
 @lru_cache(maxsize=256)
@@ -139,17 +168,21 @@ def hop_sites(model: str = "bulk", hop_kind: str = "subsurface", layers: int = 4
     Slab sites count only where the cPAN oligomer binds the hopping Ni in the slab's own cell,
     for the bare model too: its sites are the cPAN model's, molecule removed.
     """
-    _check(model, hop_kind)
+    _check(model, hop_kind, n_units, degree)
     if model == "bulk":
         return len(_bulk_sites(orderings))
     return len(_paired_sites(hop_kind, layers, (n_units, degree, seed, free_radius), orderings))
 
 
-def _check(model: str, hop_kind: str) -> None:
+def _check(model: str, hop_kind: str, n_units: int, degree: float) -> None:
     if model not in MODELS:
         raise ValueError(f"unknown migration model {model!r}: choose one of {', '.join(MODELS)}")
     if hop_kind not in HOP_KINDS:
         raise ValueError(f"unknown hop kind {hop_kind!r}: choose one of {', '.join(HOP_KINDS)}")
+    # slab sites are where the cPAN binds, bare ones too: say why there would be none
+    if model != "bulk" and reacted_nitriles(n_units, degree) < 2:
+        raise ValueError(f"cPAN of {n_units} units at degree {degree} has no ring, so no pyridinic N "
+                         f"to bind the Ni")
 
 
 def ni_hop_endpoints(
@@ -165,8 +198,11 @@ def ni_hop_endpoints(
     wide, i.e. twice the cost of every force call. cPAN atoms farther than ``free_radius`` from
     the bound N are held (None frees them all): a free oligomer keeps rearranging for hundreds
     of optimizer steps, which is noise on the Ni-hop barrier this model is for.
+
+    ``layers=2, n_units=2, degree=1.0`` (``**REDUCED``) is the local-DFT model (42 / 60 atoms);
+    a 2-layer slab holds only its bottom layer (:func:`fixed_layers`).
     """
-    _check(model, hop_kind)
+    _check(model, hop_kind, n_units, degree)
     options = (n_units, degree, seed, free_radius)
     sites = _bulk_sites(orderings) if model == "bulk" else _paired_sites(hop_kind, layers, options, orderings,
                                                                           site + 1)

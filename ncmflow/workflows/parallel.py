@@ -293,6 +293,10 @@ class _Scheduler:
             context = multiprocessing.get_context("spawn")
             self.workers = min(self.workers, len(self.pending) + 1)  # no idle processes
             threads = max(1, idle_cores(sample=0.5) // self.workers)
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):  # read by the workers' BLAS at start
+                given = os.environ.get(var, "")
+                if not given.isdigit() or int(given) > threads:  # the CLI set the whole machine's
+                    os.environ[var] = str(threads)
             manager = multiprocessing.managers.SyncManager(ctx=context)
             with _no_sigint():
                 manager.start(_watch_parent, (os.getpid(),))

@@ -19,7 +19,7 @@ from monty.json import jsanitize
 
 from ncmflow.inputs.settings import PAPER, DftSettings
 from ncmflow.structures import MODELS, ni_hop_endpoints
-from ncmflow.structures.migration import HOP_KINDS
+from ncmflow.structures.migration import HOP_KINDS, REDUCED
 from ncmflow.workflows import progress
 from ncmflow.workflows.documents import BarrierDoc, BarrierRow, BarrierTable, mark_selected
 from ncmflow.workflows.engines import get_engine, write_inputs
@@ -30,9 +30,11 @@ if TYPE_CHECKING:
 
 SITE_INFO = ("site_label", "hop_kind", "hop_depth", "moved_index", "n_index")
 FLOW_SCHEMA = 2  # in the key: a flow saved by an older ncmflow (other Maker fields) is not reloaded
-SINCE_SCHEMA_2 = ("layers", "cpan_units", "dft_check", "dft_engine", "dft_mode", "dft_kpts")
+SINCE_SCHEMA_2 = ("layers", "cpan_units", "cpan_degree", "dft_check", "dft_engine", "dft_mode", "dft_kpts")
+QUICK_SCF = {"energy": 1e-4, "density": 1e-3}  # GPAW: eV and electrons per valence electron
 # the quick DFT check's reduced models and cheap single points (README: "DFT check")
-QUICK_DFT = {"layers": 2, "cpan_units": 2, "dft_mode": "lcao", "dft_kpts": (1, 1, 1)}
+QUICK_DFT = {"layers": REDUCED["layers"], "cpan_units": REDUCED["n_units"], "cpan_degree": REDUCED["degree"],
+             "dft_mode": "lcao", "dft_kpts": (1, 1, 1)}
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class StudyConfig:
     # fields added since FLOW_SCHEMA 2 are in the key only when set (older studies keep their key)
     layers: int = 4  # (104) planes of the slab models
     cpan_units: int = 3  # units of the cPAN oligomer
+    cpan_degree: float = 0.67  # its cyclization index
     dft_check: bool = False  # DFT single points on every NEB's end points and saddle (DFT//ML)
     dft_engine: str = "gpaw"
     dft_mode: str = "pw"  # GPAW: "pw" (the paper's 520 eV) or "lcao" (dzp)
@@ -89,13 +92,15 @@ class StudyConfig:
 
     def endpoints(self, model: str, site: int) -> tuple:
         """The start and end point of ``site`` of ``model`` at this study's model sizes."""
-        return ni_hop_endpoints(model, self.hop, site, layers=self.layers, n_units=self.cpan_units)
+        return ni_hop_endpoints(model, self.hop, site, layers=self.layers, n_units=self.cpan_units,
+                                degree=self.cpan_degree)
 
     @property
     def dft_label(self) -> str:
         """What the DFT check computes with, as its documents and the report say it."""
         kpts = "×".join(map(str, self.dft_kpts)) if self.dft_kpts else "the paper's k spacing"
-        return f"{self.dft_engine} {self.dft_mode.upper()}, k {kpts}, PBE+D3(BJ), spin-polarized"
+        scf = ", SCF 1e-4 eV/e" if self.quick else ""
+        return f"{self.dft_engine} {self.dft_mode.upper()}, k {kpts}, PBE+D3(BJ), spin-polarized{scf}"
 
     @property
     def potentials(self) -> tuple[str | None, ...]:
@@ -182,6 +187,8 @@ def _dft_checker(config: StudyConfig) -> DftCheckMaker:
     from ncmflow.workflows.dftcheck import DftCheckMaker
 
     options: dict = {"mode": config.dft_mode, **({"kpts": config.dft_kpts} if config.dft_kpts else {})}
+    if config.quick:  # the reduced cPAN model's SCF wandered ±0.05 eV for 83 cycles at the paper's 1e-5
+        options["convergence"] = QUICK_SCF
     return DftCheckMaker(config.dft_engine, PAPER, options, config.dft_label)
 
 
