@@ -55,12 +55,17 @@ def test_the_quick_dft_check_runs_on_the_reduced_models_and_old_keys_stay():
     quick = StudyConfig.create("mlip", quick=True, dft_check=True)
     assert {k: getattr(quick, k) for k in QUICK_DFT} == QUICK_DFT
     assert quick.key not in ("study-62b0d07fdb22",) and quick.dft_label.startswith("gpaw LCAO, k 1×1×1")
+    # `--quick --dft-check` alone is the README's demonstration (its store was made with the options
+    # spelled out)
+    assert quick.key == StudyConfig.create("mlip", quick=True, dft_check=True, models=("bare", "cpan"),
+                                           ml_models=("chgnet", "sevennet"), sites=1).key
+    assert StudyConfig.create("mlip", quick=True, dft_check=True, models=("bulk",)).models == ("bulk",)
     assert StudyConfig.create("mlip", dft_check=True).dft_mode == "pw"  # the full check: the paper's PW
 
 
 def test_the_dft_points_are_their_own_batch_jobs():
     config = StudyConfig.create("mlip", quick=True, dft_check=True, layers=4, cpan_units=3,
-                                models=("bare", "cpan"), sites=1)
+                                models=("bare", "cpan"), sites=1, ml_models=("chgnet",))
     flow = study_flow(config)
     stages = {s.name: s for s in plan_stages(flow)}
     assert sorted(stages) == ["bare", "bare-dft", "compare", "cpan", "cpan-dft"]

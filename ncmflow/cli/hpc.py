@@ -61,10 +61,10 @@ def submit_study(
     worker: Annotated[str, typer.Option(help="Worker name from the config's 'workers:'.")],
     engine: EngineOption = "mlip",
     quick: Annotated[bool, typer.Option(help="3 images, looser forces.")] = False,
-    models: ModelsOption = "bulk,bare,cpan",
+    models: ModelsOption = None,
     hop: HopOption = "subsurface",
     sites: SitesOption = None,
-    ml_models: MlModelsOption = "chgnet",
+    ml_models: MlModelsOption = None,
     dry_run: Annotated[bool, typer.Option(help="Print the batch scripts; submit nothing.")] = False,
     backend: Annotated[Backend, typer.Option(help="direct (qtoolkit) or jobflow-remote.")] = Backend.direct,
     config: ConfigOption = None,
@@ -104,8 +104,9 @@ def submit_study(
         study: Any = ElectronicConfig()
         build = functools.partial(electronic_flow, study)
     else:
-        for m in models.split(","):
-            check_label(m.strip(), "model name")
+        for m in (models or "").split(","):
+            if m.strip():
+                check_label(m.strip(), "model name")
         study = study_config(engine, quick, models, hop, sites, ml_models, dft_check=dft_check or None,
                              dft_mode=dft_mode, layers=layers, cpan_units=cpan_units)
         build = functools.partial(study_flow, study)

@@ -51,10 +51,10 @@ def _say_waiting(pid: int | None) -> None:
 def study(
     engine: Annotated[str, typer.Option(help=f"Engine that computes ({ENGINES}; mlip runs here).")] = "mlip",
     quick: Annotated[bool, typer.Option(help="3 images, looser forces: a first look in ~minutes.")] = False,
-    models: ModelsOption = "bulk,bare,cpan",
+    models: ModelsOption = None,
     hop: HopOption = "subsurface",
     sites: SitesOption = None,
-    ml_models: MlModelsOption = "chgnet",
+    ml_models: MlModelsOption = None,
     store: StoreOption = None,
     out: Annotated[Path, out_option("Report folder.")] = Path("report"),
     write_inputs: Annotated[
@@ -84,7 +84,7 @@ def study(
     Example: `ncmflow study --quick` then open `report/index.html`;
     `ncmflow study --engine castep --write-inputs castep_inputs`;
     `ncmflow study --engine gpaw --electronic`;
-    `ncmflow study --quick --dft-check --models bare,cpan --ml-models chgnet,sevennet`
+    `ncmflow study --quick --dft-check` (bare and cPAN, CHGNet and SevenNet, one site, reduced models)
     """
     sizes = {"dft_check": dft_check or None, "dft_mode": dft_mode, "layers": layers, "cpan_units": cpan_units}
     with resumable():
@@ -133,14 +133,17 @@ def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, m
         console.print(f"wrote {path}")
 
 
-def study_config(engine: str, quick: bool, models: str, hop: str, sites: int | None, ml_models: str,
-                 **sizes: Any) -> Any:
+def study_config(engine: str, quick: bool, models: str | None, hop: str, sites: int | None,
+                 ml_models: str | None, **sizes: Any) -> Any:
     """The StudyConfig of the command-line options (shared with `ncmflow submit study`); ``sizes``:
-    dft_check, dft_mode, layers, cpan_units (None: the study's default)."""
+    dft_check, dft_mode, layers, cpan_units; None anywhere: the study's default."""
     from ncmflow.workflows.study import StudyConfig
 
-    potentials = tuple(m.strip() for m in ml_models.split(",") if m.strip())
-    if engine == "mlip":
+    def listed(text: str | None) -> tuple[str, ...] | None:
+        return None if text is None else tuple(m.strip() for m in text.split(",") if m.strip())
+
+    potentials = listed(ml_models)
+    if engine == "mlip" and potentials is not None:
         from ncmflow.workflows.engines.mlip import potentials as known
 
         unknown = [p for p in potentials if p not in known()]
@@ -148,8 +151,8 @@ def study_config(engine: str, quick: bool, models: str, hop: str, sites: int | N
             raise UserError(f"unknown ML potential {unknown[0]!r}: the offline ones are {', '.join(known())}")
     if sizes.get("dft_mode") not in (None, "pw", "lcao"):
         raise UserError(f"--dft-mode must be pw or lcao, not {sizes['dft_mode']!r}")
-    return StudyConfig.create(engine, quick, models=tuple(m.strip() for m in models.split(",")), hop=hop,
-                              sites=sites, ml_models=potentials, **sizes)
+    return StudyConfig.create(engine, quick, models=listed(models), hop=hop, sites=sites,
+                              ml_models=potentials, **sizes)
 
 
 def _run_saved(flow: Any, job_store: Any, where: Any, key: str, rows: tuple[str, ...],

@@ -180,11 +180,14 @@ ConfigOption = Annotated[
 HopOption = Annotated[str, typer.Option(help="Slab hop kind: subsurface (the Ni goes into the Li layer "
                                         "below the surface plane) or in-plane.")]
 SitesOption = Annotated[
-    int | None, typer.Option(help="Hop sites per model \\[default: 2 with --quick, else 4].")
+    int | None, typer.Option(
+        help="Hop sites per model \\[default: 2 with --quick (1 with --quick --dft-check), else 4].")
 ]
-MlModelsOption = Annotated[str, typer.Option(
-    "--ml-models", help=f"Comma-separated offline ML potentials for the mlip engine: {POTENTIALS}.")]
-ModelsOption = Annotated[str, typer.Option(help="Comma-separated migration models.")]
+MlModelsOption = Annotated[str | None, typer.Option(
+    "--ml-models", help=f"Comma-separated offline ML potentials for the mlip engine: {POTENTIALS} "
+    "\\[default: chgnet; chgnet,sevennet with --quick --dft-check].")]
+ModelsOption = Annotated[str | None, typer.Option(
+    help="Comma-separated migration models \\[default: bulk,bare,cpan; bare,cpan with --quick --dft-check].")]
 DftCheckOption = Annotated[bool, typer.Option(
     "--dft-check", help="GPAW single points on every NEB's end points and saddle (DFT//ML): which potential "
     "to believe. With --quick on the reduced models (2-layer slab, 2-unit cPAN, LCAO at Γ).")]

@@ -33,8 +33,10 @@ FLOW_SCHEMA = 2  # in the key: a flow saved by an older ncmflow (other Maker fie
 SINCE_SCHEMA_2 = ("layers", "cpan_units", "cpan_degree", "dft_check", "dft_engine", "dft_mode", "dft_kpts")
 QUICK_SCF = {"energy": 1e-4, "density": 1e-3}  # GPAW: eV and electrons per valence electron
 # the quick DFT check's reduced models and cheap single points (README: "DFT check")
+# and two potentials to arbitrate between, on one site of the slab models (~1 h on 2 cores)
 QUICK_DFT = {"layers": REDUCED["layers"], "cpan_units": REDUCED["n_units"], "cpan_degree": REDUCED["degree"],
-             "dft_mode": "lcao", "dft_kpts": (1, 1, 1)}
+             "dft_mode": "lcao", "dft_kpts": (1, 1, 1),
+             "models": ("bare", "cpan"), "ml_models": ("chgnet", "sevennet"), "sites": 1}
 
 
 @dataclass(frozen=True)
