@@ -18,6 +18,7 @@ from test_toy_engine import EMT_ENGINE  # registers the "emt" engine
 
 from ncmflow.analysis.dftcheck import agreements, dft_tables, load_checks, verdict, write_dft_check
 from ncmflow.inputs.settings import PAPER
+from ncmflow.workflows import progress
 from ncmflow.workflows.documents import DftCheckDoc
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import PATHS, BarrierFlowMaker
@@ -98,8 +99,15 @@ def test_dft_check_end_to_end_on_a_tiny_system(tmp_path):
 
     flow = Flow([*relaxed, barrier, *jobs])
     store = get_store(tmp_path / "db")
-    status = run_flow(flow, store, tmp_path / "work")
+    events: list[dict] = []
+    with progress.listening(events.append):
+        status = run_flow(flow, store, tmp_path / "work")
     assert set(status.values()) == {"ran"} and len(status) == 2 + 3 + 1 + 3  # relax, NEB, dft
+    # a single point's SCF iterations are its progress, on its own row and stage
+    scf = [e for e in events if e.get("detail", "").startswith("SCF iteration")]
+    assert {(e["model"], e["stage"]) for e in scf} == {("bare site 0", f"dft {w}")
+                                                       for w in ("start", "end", "saddle A")}
+    assert [int(e["detail"].split()[2].rstrip(",")) for e in scf][:3] == [1, 2, 3]
 
     neb = store.query_one({"name": {"$regex": "ci-neb A"}}, load=True)["output"]
     found = store.query({"name": {"$regex": "dft (start|end|saddle)"}})
@@ -165,3 +173,22 @@ def test_the_verdict_names_the_potential_closest_to_dft():
     # cPAN − bare barrier: a ML +0.5, DFT//ML +0.2; b ML −1.0, DFT//ML +0.2 (one pair: no ± )
     assert ("a", "barrier", "1", "+0.500", "+0.200") in diff.rows
     assert ("b", "barrier", "1", "-1.000", "+0.200") in diff.rows
+
+
+def test_a_jobs_own_progress_is_a_line_of_its_row_in_a_log_file():
+    """`say` from inside a running job (GPAW's SCF hook) reaches the display, throttled per row."""
+    import io
+
+    from rich.console import Console
+
+    from ncmflow.workflows.live import StudyDisplay
+
+    out = io.StringIO()
+    with StudyDisplay(Console(file=out), ("cpan site 0 chgnet",)):
+        with progress.running({"model": "cpan site 0 chgnet", "stage": "dft start"}):
+            progress.say("SCF iteration 1, DFT energy -334.0203 eV")
+            progress.say("SCF iteration 2, DFT energy -334.1049 eV")  # within 10 s: not printed
+        progress.say("outside any job")  # no row: the comparison's
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        "cpan site 0 chgnet: SCF iteration 1, DFT energy -334.0203 eV", "compare: outside any job"]

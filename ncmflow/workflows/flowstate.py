@@ -142,7 +142,8 @@ def run_job(job: Job, store: JobStore, flow: str) -> dict[str, Any]:
     own = store.__dict__.get("update")
     store.update = lambda *args, **kwargs: held.append((args, kwargs))
     try:
-        response = job.run(store=store)
+        with progress.running(job_meta(job)):
+            response = job.run(store=store)
     finally:
         store.__dict__.pop("update") if own is None else setattr(store, "update", own)
     fields = response_fields(response)

@@ -18,7 +18,8 @@ class StudyDisplay:
 
     Without a terminal (redirected to a file, ``tee``, a CI log) a redrawn table shows nothing
     until the end, so each event becomes one plain line instead: job started, finished or
-    reused, and the NEB's iteration and max force at most every ``PLAIN_INTERVAL`` seconds a row.
+    reused, and a running job's steps (the NEB's iteration and max force, GPAW's SCF iteration) at
+    most every ``PLAIN_INTERVAL`` seconds a row.
     """
 
     PLAIN_INTERVAL = 10.0  # s between two NEB-step lines of one row
@@ -40,13 +41,21 @@ class StudyDisplay:
     def _elapsed(self) -> str:
         return f"{time.perf_counter() - self.started:5.0f} s"
 
-    def _line(self, name: str, event: dict[str, Any]) -> None:
+    @staticmethod
+    def _detail(event: dict[str, Any]) -> str | None:
+        """A step of a running job (NEB iteration, SCF iteration …), or None for a job event."""
         if "step" in event:
+            return f"NEB iteration {event['step']}, max force {event['fmax']:.3f} eV/Å"
+        return event.get("detail")
+
+    def _line(self, name: str, event: dict[str, Any]) -> None:
+        detail = self._detail(event)
+        if detail is not None:
             now = time.perf_counter()
             if now - self._last_step.get(name, -1e9) < self.PLAIN_INTERVAL:
                 return
             self._last_step[name] = now
-            text = f"{name}: NEB iteration {event['step']}, max force {event['fmax']:.3f} eV/Å"
+            text = f"{name}: {detail}"
         else:
             text = f"{name}: {event.get('stage')} {event.get('event')}"
         self.console.print(f"[{self._elapsed().strip():>6}] {text}", markup=False, highlight=False,
@@ -59,8 +68,9 @@ class StudyDisplay:
             self._line(name, event)
             return
         row = self.rows.setdefault(name, {"stage": "", "detail": ""})
-        if "step" in event:
-            row["detail"] = f"NEB iteration {event['step']}, max force {event['fmax']:.3f} eV/Å"
+        detail = self._detail(event)
+        if detail is not None:
+            row["detail"] = detail
         else:
             row["stage"] = f"{event.get('stage')}: {event.get('event')}"
             if event.get("event") == "start":

@@ -19,7 +19,7 @@ from jobflow import job
 from monty.json import jsanitize
 from pymatgen.core import Structure
 
-from ncmflow.inputs.gpaw import CELL_RELAX_REFUSED, write_gpaw
+from ncmflow.inputs.gpaw import CELL_RELAX_REFUSED, DftPlusD3, write_gpaw
 from ncmflow.inputs.settings import PAPER, DftSettings, written_tolerances
 from ncmflow.workflows.diskfull import naming, replace_file
 from ncmflow.workflows.engines import Engine, Tolerances
@@ -225,6 +225,7 @@ def gpaw_energy(structure: Structure, settings: DftSettings = PAPER, mode: str =
     structure = with_start_moments(structure)
     atoms = slab_boundaries(to_ase_atoms(structure))
     atoms.calc = gpaw_calculator(structure, settings, mode, "gpaw.txt", **({"symmetry": "off"} | gpaw_kwargs))
+    _report_scf(atoms.calc.dft if isinstance(atoms.calc, DftPlusD3) else atoms.calc)
     started = time.perf_counter()
     energy = float(atoms.get_potential_energy())
     dft = getattr(atoms.calc, "dft", atoms.calc)
@@ -233,6 +234,18 @@ def gpaw_energy(structure: Structure, settings: DftSettings = PAPER, mode: str =
             "scf_iterations": int(dft.scf.niter) if getattr(dft, "scf", None) else None,
             "wall_time": time.perf_counter() - started, "mode": mode, "dir_name": str(Path.cwd()),
             "formula": structure.composition.formula, "n_sites": len(structure)}
+
+
+def _report_scf(calc: Any) -> None:
+    """GPAW's SCF iterations as the job's progress (a single point runs for many minutes)."""
+    from ase.units import Ha
+
+    from ncmflow.workflows import progress
+
+    hooks = getattr(calc, "hooks", None)  # GPAW's new ASE calculator: called after every iteration
+    if hooks is not None:
+        hooks["scf_step"] = lambda ctx: progress.say(
+            f"SCF iteration {ctx.niter}, DFT energy {ctx.energies.total_extrapolated * Ha:.4f} eV")
 
 
 ENGINE = Engine(
