@@ -41,8 +41,8 @@ from pymatgen.core import Lattice, Structure
 
 from ncmflow.inputs.settings import PAPER, to_ase_atoms
 from ncmflow.structures import linio2
-from ncmflow.structures.migration import _vacancies_near, hop
 from ncmflow.structures.path import neb_images
+from ncmflow.structures.sites import HOP_RANGE, hop
 from ncmflow.workflows.engines import get_engine
 from ncmflow.workflows.neb import BarrierFlowMaker, CountingCalculator
 
@@ -72,8 +72,10 @@ def small_hop(supercell: tuple[int, int, int]) -> tuple[Structure, Structure]:
     layer.properties = {"model": f"Li{len(layer.indices_from_symbol('Li'))}Ni"
                         f"{len(layer.indices_from_symbol('Ni'))}O{len(layer.indices_from_symbol('O'))}",
                         "li_vacancies": [vacancy]}
-    ni = next(i for i, sp in enumerate(layer.species) if sp.symbol == "Ni" and _vacancies_near(layer, i))
-    return hop(layer, ni, surface=False)
+    d = layer.lattice.get_all_distances(layer.frac_coords, vacancy)[:, 0]  # the first Ni next to it hops
+    ni = next(i for i, sp in enumerate(layer.species)
+              if sp.symbol == "Ni" and HOP_RANGE[0] <= d[i] <= HOP_RANGE[1])
+    return hop(layer, ni, np.array(vacancy), {"hop_kind": "bulk"})
 
 
 def bare(structure: Structure) -> Structure:
