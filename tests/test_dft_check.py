@@ -175,6 +175,23 @@ def test_the_verdict_names_the_potential_closest_to_dft():
     assert ("b", "barrier", "1", "-1.000", "+0.200") in diff.rows
 
 
+def test_the_dft_energies_of_each_potentials_end_points_side_by_side():
+    def doc(potential, model, start, end, moments):
+        return DftCheckDoc(model=model, site=0, engine="mlip", potential=potential, dft="x", ml_energies={},
+                           dft_energies={"start": start, "saddle": start + 1, "end": end}, ml_barrier=1,
+                           ml_reaction_energy=0, dft_barrier=1, dft_reaction_energy=end - start,
+                           dft_moments={"start": moments[0], "saddle": 0.0, "end": moments[1]})
+    checks = [doc("a", "bare", -238.339, -235.285, (7.83, 13.5)),
+              doc("b", "bare", -236.630, -233.617, (6.41, 10.57)),
+              doc("a", "cpan", -343.293, -339.394, (6.12, 12.01))]  # cPAN: only a, nothing to compare
+    table = next(t for t in dft_tables(checks) if t.title.endswith("relaxed end points"))
+    assert table.rows == [("bare", "0", "start", "0.000", "1.709", "7.83", "6.41"),
+                          ("bare", "0", "end", "0.000", "1.668", "13.50", "10.57")]
+    assert table.lead == ["DFT energy of each potential's relaxed end points, same atoms: a lowest in 2 "
+                          "of 2, on average 0.000 eV above the lowest; b lowest in 0 of 2, on average "
+                          "1.689 eV above the lowest"]
+
+
 def test_a_jobs_own_progress_is_a_line_of_its_row_in_a_log_file():
     """`say` from inside a running job (GPAW's SCF hook) reaches the display, throttled per row."""
     import io

@@ -121,6 +121,53 @@ def cpan_minus_bare(checks: list[DftCheckDoc]) -> list[tuple[str, str, int, floa
     return rows
 
 
+def end_point_energies(checks: list[DftCheckDoc]) -> list[tuple[str, int, str, dict[str, float],
+                                                                   dict[str, float | None]]]:
+    """Per (model, site, start|end) point that two or more potentials relaxed: the DFT energy of
+    each potential's geometry above the lowest of them (eV), and its DFT total moment (μB).
+    Same atoms, same DFT: the lower energy is the geometry nearer DFT's own minimum (or a
+    different spin state: hence the moments)."""
+    points: dict[tuple, dict[str, tuple[float, float | None]]] = {}
+    for c in checks:
+        for which in ("start", "end"):
+            if which not in c.dft_energies:
+                continue
+            moment = (c.dft_moments or {}).get(which)
+            points.setdefault((c.model, c.site, which), {})[_label(c)] = (c.dft_energies[which], moment)
+    rows = []
+    order = {"start": 0, "end": 1}
+    for (model, site, which), by in sorted(points.items(),
+                                           key=lambda kv: (model_rank(kv[0][0]), kv[0][1], order[kv[0][2]])):
+        if len(by) < 2:
+            continue
+        low = min(e for e, _ in by.values())
+        rows.append((model, site, which, {p: e - low for p, (e, _) in sorted(by.items())},
+                     {p: m for p, (_, m) in sorted(by.items())}))
+    return rows
+
+
+def _end_point_table(checks: list[DftCheckDoc]) -> Table | None:
+    rows = end_point_energies(checks)
+    if not rows:
+        return None
+    labels = sorted({p for *_, above, _ in rows for p in above})
+    lowest = {p: sum(above.get(p) == 0.0 for *_, above, _ in rows) for p in labels}
+    mean = {p: float(np.mean([above[p] for *_, above, _ in rows if p in above])) for p in labels}
+    lead = ("DFT energy of each potential's relaxed end points, same atoms: "
+            + "; ".join(f"{p} lowest in {lowest[p]} of {len(rows)}, on average {mean[p]:.3f} eV above the "
+                        "lowest" for p in labels))
+    return Table(
+        "DFT check: DFT energy of each potential's relaxed end points",
+        ("model", "site", "point", *(f"{p}: E − lowest (eV)" for p in labels),
+         *(f"{p}: total moment (μB)" for p in labels)),
+        [(m, str(k), w, *(num(above[p]) if p in above else "—" for p in labels),
+          *(f"{moment[p]:.2f}" if moment.get(p) is not None else "—" for p in labels))
+         for m, k, w, above, moment in rows],
+        note="The DFT single points of the start and end each potential relaxed (the same atoms): "
+             "lower is nearer DFT's minimum, unless the SCF found another spin state (see the moments).",
+        lead=[lead])
+
+
 def _pm(mean: float, se: float) -> str:
     return num(mean, signed=True) + ("" if np.isnan(se) else f" ± {num(se)}")
 
@@ -144,14 +191,20 @@ def dft_tables(checks: list[DftCheckDoc]) -> list[Table]:
                                                        "DFT//ML (eV)"),
             [(p, q, str(n), _pm(m, sm), _pm(d, sd)) for p, q, n, m, d, sm, sd in diffs],
             note="Paired by site and path (± standard error of the mean over the pairs)."))
+    end_points = _end_point_table(checks)
+    if end_points:
+        tables.append(end_points)
     tables.append(Table(
         "DFT check: every path", ("potential", "model", "site", "path", "ML barrier", "DFT//ML barrier",
-                                  "ML ΔE", "DFT//ML ΔE", "NEB converged", "Ni moment start/saddle/end (μB)"),
+                                  "ML ΔE", "DFT//ML ΔE", "NEB converged", "Ni moment start/saddle/end (μB)",
+                                  "total moment start/saddle/end (μB)"),
         [(_label(c), c.model, str(c.site), c.path, num(c.ml_barrier), num(c.dft_barrier),
           num(c.ml_reaction_energy, signed=True), num(c.dft_reaction_energy, signed=True),
           "yes" if c.converged else "no",
           "/".join(f"{c.hopping_ni_moments[w]:.2f}" for w in ("start", "saddle", "end"))
-          if c.hopping_ni_moments else "—") for c in checks],
+          if c.hopping_ni_moments else "—",
+          "/".join(f"{c.dft_moments[w]:.1f}" for w in ("start", "saddle", "end"))
+          if c.dft_moments and len(c.dft_moments) == 3 else "—") for c in checks],
         note="Energies in eV; ΔE = E(end) − E(start); barrier = E(saddle) − E(start) on the ML path."))
     return tables
 

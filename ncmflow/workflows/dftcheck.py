@@ -45,6 +45,7 @@ def dft_check(neb: BarrierDoc, start: dict, saddle: dict, end: dict, dft: str) -
         ml_energies=ml, dft_energies=e, ml_barrier=ml["saddle"] - ml["start"],
         ml_reaction_energy=ml["end"] - ml["start"], dft_barrier=e["saddle"] - e["start"],
         dft_reaction_energy=e["end"] - e["start"], hopping_ni_moments=moments or None,
+        dft_moments={w: float(p["magmom"]) for w, p in points.items() if p.get("magmom") is not None} or None,
         dft_wall_time=sum(float(p.get("wall_time") or 0.0) for p in points.values()),
     )
 

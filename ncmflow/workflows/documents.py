@@ -154,4 +154,7 @@ class DftCheckDoc(BaseModel):
     dft_reaction_energy: float = Field(description="E_DFT(ML end) − E_DFT(ML start) (eV).")
     hopping_ni_moments: dict[str, float] | None = Field(
         None, description="DFT magnetic moment of the hopping Ni at start, saddle and end (μB).")
+    dft_moments: dict[str, float] | None = Field(
+        None, description="DFT total magnetic moment at start, saddle and end (μB): a different spin "
+                          "state, not only the geometry, can be in a DFT//ML energy difference.")
     dft_wall_time: float = Field(0.0, description="Seconds of the three single points (shared ones counted).")
