@@ -168,7 +168,14 @@ def test_the_verdict_names_the_potential_closest_to_dft():
     assert ranked[1].worst == pytest.approx(1.2)
     line = verdict(checks)
     assert line.startswith("DFT favours a on this system: mean |ML − DFT//ML| 0.150 eV")
-    assert "b 0.875 eV" in line
+    assert "b 0.875 eV (0.725 ± 0.170 eV further, 4 paired values)" in line
+    lead = dft_tables(checks)[0].lead
+    assert lead[1] == ("cPAN − bare barrier: a ML +0.500 vs DFT//ML +0.200 eV (same sign, 0.300 off); "
+                       "b ML -1.000 vs DFT//ML +0.200 eV (opposite sign, 1.200 off)")
+    # nearly equal deviations, scattered: no winner is claimed
+    tie = [_doc("a", "bare", 0, (1.0, 0.5), (2.0, 2.5)), _doc("a", "cpan", 0, (1.0, 0.5), (1.1, 0.6)),
+           _doc("b", "bare", 0, (1.0, 0.5), (1.1, 0.6)), _doc("b", "cpan", 0, (1.0, 0.5), (2.1, 2.5))]
+    assert verdict(tie).startswith("no potential is closer to DFT beyond the path-to-path scatter: a ")
     diff = next(t for t in dft_tables(checks) if t.title.startswith("DFT check: cPAN − bare"))
     # cPAN − bare barrier: a ML +0.5, DFT//ML +0.2; b ML −1.0, DFT//ML +0.2 (one pair: no ± )
     assert ("a", "barrier", "1", "+0.500", "+0.200") in diff.rows

@@ -85,8 +85,22 @@ def agreements(checks: list[DftCheckDoc]) -> list[Agreement]:
     return sorted(out, key=lambda a: (a.mad, a.potential))
 
 
+def _gap(checks: list[DftCheckDoc], best: str, other: str) -> tuple[float, float, int]:
+    """|ML − DFT//ML| of ``other`` minus ``best``'s, paired by (model, site, path, quantity):
+    mean, standard error (nan for one pair) and the number of pairs."""
+    devs = {label: {(c.model, c.site, c.path, q): abs(getattr(c, ml) - getattr(c, dft))
+                    for c in checks if _label(c) == label for q, (ml, dft) in QUANTITIES.items()}
+            for label in (best, other)}
+    diffs = np.array([devs[other][k] - devs[best][k] for k in devs[best] if k in devs[other]])
+    if not len(diffs):
+        return float("nan"), float("nan"), 0
+    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+    return float(diffs.mean()), se, len(diffs)
+
+
 def verdict(checks: list[DftCheckDoc]) -> str:
-    """One line: which potential DFT favours on these paths, and by how much."""
+    """One line: which potential DFT favours on these paths, and by how much — or that the
+    difference is within twice its standard error over the paired paths (no winner)."""
     ranked = agreements(checks)
     if not ranked:
         return "no DFT check in the store: run `ncmflow study --dft-check`"
@@ -97,8 +111,23 @@ def verdict(checks: list[DftCheckDoc]) -> str:
     if len(ranked) == 1:
         return f"only {best.potential} was checked: {said}"
     rest = "; ".join(f"{a.potential} {a.mad:.3f} eV" for a in ranked[1:])
-    return (f"DFT favours {best.potential} on this system: {said}; {rest} "
-            f"({ranked[1].mad - best.mad:.3f} eV further)")
+    gap, se, n = _gap(checks, best.potential, ranked[1].potential)
+    further = f"{gap:.3f}" + ("" if np.isnan(se) else f" ± {se:.3f}") + f" eV further, {n} paired values"
+    if not np.isnan(se) and gap < 2 * se:
+        return (f"no potential is closer to DFT beyond the path-to-path scatter: {best.potential} "
+                f"{said}; {rest} ({further})")
+    return f"DFT favours {best.potential} on this system: {said}; {rest} ({further})"
+
+
+def contrast_line(checks: list[DftCheckDoc]) -> str | None:
+    """The study's own number, cPAN − bare barrier, per potential: ML against DFT//ML."""
+    rows = [r for r in cpan_minus_bare(checks) if r[1] == "barrier"]
+    if not rows:
+        return None
+    parts = [f"{p} ML {ml:+.3f} vs DFT//ML {dft:+.3f} eV "
+             f"({'same sign' if np.sign(ml) == np.sign(dft) else 'opposite sign'}, {abs(ml - dft):.3f} off)"
+             for p, _, _, ml, dft, _, _ in rows]
+    return "cPAN − bare barrier: " + "; ".join(parts)
 
 
 def cpan_minus_bare(checks: list[DftCheckDoc]) -> list[tuple[str, str, int, float, float, float, float]]:
@@ -183,7 +212,7 @@ def dft_tables(checks: list[DftCheckDoc]) -> list[Table]:
          for a in agreements(checks)],
         note="MAD: mean |ML − DFT//ML|. DFT//ML: " + "; ".join(dft) + " single points on each potential's "
              "own relaxed end points and climbing image (the saddle energy is an estimate on the ML path).",
-        lead=[verdict(checks)])]
+        lead=[verdict(checks), *filter(None, [contrast_line(checks)])])]
     diffs = cpan_minus_bare(checks)
     if diffs:
         tables.append(Table(
