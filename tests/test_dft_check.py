@@ -71,6 +71,8 @@ def test_the_dft_points_are_their_own_batch_jobs():
     stages = {s.name: s for s in plan_stages(flow)}
     assert sorted(stages) == ["bare", "bare-dft", "compare", "cpan", "cpan-dft"]
     assert stages["bare-dft"].after == ["bare"] and stages["cpan-dft"].after == ["cpan"]
+    # the table waits for the checks: the compare batch job's report has them
+    assert sorted(stages["compare"].after) == ["bare", "bare-dft", "cpan", "cpan-dft"]
     names = [j["name"] for j in stages["cpan-dft"].jobs]
     # start and end shared by the two paths; a saddle, its single point and a check per path
     assert sorted(names) == sorted(["cpan site 0 chgnet dft start", "cpan site 0 chgnet dft end",

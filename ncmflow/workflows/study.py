@@ -136,8 +136,11 @@ NOT_RUN = "not run: an upstream job (an end-point relaxation) stopped its childr
 
 
 @job(output_schema=BarrierTable)
-def compare_barriers(docs: list[BarrierDoc | None], slots: list[dict] | None = None) -> BarrierTable:
-    """The study's last job: one row per NEB, the lowest saddle of each site marked.
+def compare_barriers(docs: list[BarrierDoc | None], slots: list[dict] | None = None,
+                     checks: list | None = None) -> BarrierTable:
+    """The study's last job: one row per NEB, the lowest saddle of each site marked. ``checks``
+    (the DFT checks' outputs, not read) make it wait for them: a submitted study's compare batch
+    job then runs after the ``<model>-dft`` ones and its report has them.
 
     It runs even when some NEBs did not (its ``on_missing_references`` is ``NONE``: a
     relaxation that returned ``stop_children`` stops its model's interpolation and NEB, not the
@@ -202,7 +205,7 @@ def _fingerprint(structure) -> str:
 
 def study_flow(config: StudyConfig) -> Flow:
     """Relaxations (shared where the structure is the same), per-site barrier flows, the table."""
-    flows, outputs, slots = [], [], []
+    flows, outputs, slots, checks = [], [], [], []
     checker = _dft_checker(config) if config.dft_check else None
     for potential in config.potentials:
         maker = _makers(config, potential)
@@ -229,8 +232,10 @@ def study_flow(config: StudyConfig) -> Flow:
                     meta = {"row": progress.row_label(model, site, potential),
                             "tags": {"model": model, "site": site, "potential": potential,
                                      "batch": f"{model}-dft"}}  # their own batch jobs (submit)
-                    flows += checker.jobs(tuple(relaxed), barrier.output, PATHS, meta)[0]
-    table = compare_barriers(outputs, slots)
+                    made, done = checker.jobs(tuple(relaxed), barrier.output, PATHS, meta)
+                    flows += made
+                    checks += done
+    table = compare_barriers(outputs, slots, checks or None)
     table.config.on_missing_references = OnMissing.NONE
     table.name = "compare barriers"
     table.metadata.update(stage="compare")
