@@ -114,6 +114,8 @@ def test_dft_check_end_to_end_on_a_tiny_system(tmp_path):
     neb = store.query_one({"name": {"$regex": "ci-neb A"}}, load=True)["output"]
     found = store.query({"name": {"$regex": "dft (start|end|saddle)"}})
     points = {d["metadata"]["stage"]: d["output"] for d in found}
+    for which in ("start", "end"):  # the stored SCF cost is GPAW's count, one progress line each
+        assert points[f"dft {which}"]["scf_iterations"] == sum(e["stage"] == f"dft {which}" for e in scf) > 2
     checks = load_checks(store)
     assert len(checks) == 1 and isinstance(checks[0], DftCheckDoc)
     check = checks[0]

@@ -231,7 +231,7 @@ def gpaw_energy(structure: Structure, settings: DftSettings = PAPER, mode: str =
     dft = getattr(atoms.calc, "dft", atoms.calc)
     return {"energy": energy, "magmom": float(dft.get_magnetic_moment()),
             "magmoms": [float(m) for m in dft.get_magnetic_moments()],
-            "scf_iterations": int(dft.scf.niter) if getattr(dft, "scf", None) else None,
+            "scf_iterations": int(dft.get_number_of_iterations()),
             "wall_time": time.perf_counter() - started, "mode": mode, "dir_name": str(Path.cwd()),
             "formula": structure.composition.formula, "n_sites": len(structure)}
 
