@@ -19,7 +19,7 @@ from monty.json import MontyDecoder
 
 from ncmflow.analysis.barrier_plots import MODEL_COLORS, POTENTIAL_COLORS
 from ncmflow.analysis.plotting import figure, save
-from ncmflow.analysis.statistics import model_rank
+from ncmflow.analysis.statistics import mean_stderr, model_rank
 from ncmflow.analysis.tables import Table, num
 from ncmflow.workflows.documents import DftCheckDoc
 
@@ -72,13 +72,24 @@ class Agreement:
     worst: float
 
 
+def _deviation(c: DftCheckDoc, quantity: str) -> float:
+    """|ML − DFT//ML| of one path's ``quantity`` (a key of QUANTITIES)."""
+    ml, dft = QUANTITIES[quantity]
+    return abs(getattr(c, ml) - getattr(c, dft))
+
+
+def _mean_se(values: np.ndarray) -> tuple[float, float]:
+    """statistics.mean_stderr with nan where it has None (the tables print nan as no ±)."""
+    mean, se = mean_stderr(list(values))
+    return (float("nan") if mean is None else mean), (float("nan") if se is None else se)
+
+
 def agreements(checks: list[DftCheckDoc]) -> list[Agreement]:
     """Per potential, smallest mean absolute deviation first."""
     out = []
     for label in sorted({_label(c) for c in checks}):
         own = [c for c in checks if _label(c) == label]
-        dev = {q: np.abs([getattr(c, ml) - getattr(c, dft) for c in own])
-               for q, (ml, dft) in QUANTITIES.items()}
+        dev = {q: np.array([_deviation(c, q) for c in own]) for q in QUANTITIES}
         both = np.concatenate(list(dev.values()))
         out.append(Agreement(label, len(own), float(dev["barrier"].mean()),
                              float(dev["reaction energy"].mean()), float(both.mean()), float(both.max())))
@@ -88,14 +99,11 @@ def agreements(checks: list[DftCheckDoc]) -> list[Agreement]:
 def _gap(checks: list[DftCheckDoc], best: str, other: str) -> tuple[float, float, int]:
     """|ML − DFT//ML| of ``other`` minus ``best``'s, paired by (model, site, path, quantity):
     mean, standard error (nan for one pair) and the number of pairs."""
-    devs = {label: {(c.model, c.site, c.path, q): abs(getattr(c, ml) - getattr(c, dft))
-                    for c in checks if _label(c) == label for q, (ml, dft) in QUANTITIES.items()}
+    devs = {label: {(c.model, c.site, c.path, q): _deviation(c, q)
+                    for c in checks if _label(c) == label for q in QUANTITIES}
             for label in (best, other)}
     diffs = np.array([devs[other][k] - devs[best][k] for k in devs[best] if k in devs[other]])
-    if not len(diffs):
-        return float("nan"), float("nan"), 0
-    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
-    return float(diffs.mean()), se, len(diffs)
+    return (*_mean_se(diffs), len(diffs))
 
 
 def verdict(checks: list[DftCheckDoc]) -> str:
@@ -143,10 +151,8 @@ def cpan_minus_bare(checks: list[DftCheckDoc]) -> list[tuple[str, str, int, floa
         for quantity, (ml, dft) in QUANTITIES.items():
             diffs = {name: np.array([getattr(c, f) - getattr(b, f) for b, c in pairs]) for name, f in
                      (("ml", ml), ("dft", dft))}
-            se = {k: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-                  for k, v in diffs.items()}
-            rows.append((label, quantity, len(pairs), float(diffs["ml"].mean()), float(diffs["dft"].mean()),
-                         se["ml"], se["dft"]))
+            (ml_mean, ml_se), (dft_mean, dft_se) = _mean_se(diffs["ml"]), _mean_se(diffs["dft"])
+            rows.append((label, quantity, len(pairs), ml_mean, dft_mean, ml_se, dft_se))
     return rows
 
 
