@@ -79,15 +79,18 @@ def stored_run(log: Path) -> tuple[Atoms, dict]:
 def run(atoms: Atoms, mixer: dict | None, txt: Path) -> dict:
     from gpaw import GPAW
 
-    params = {"mode": "lcao", "basis": "dzp", "xc": "PBE", "spinpol": True, "kpts": (1, 1, 1),
-              "occupations": {"name": "fermi-dirac", "width": 0.05}, "symmetry": "off",
-              "convergence": {"energy": 1e-4, "density": 1e-3}, "txt": str(txt)}
-    if not all(atoms.pbc):
-        params["poissonsolver"] = {"dipolelayer": "xy"}
+    from ncmflow.inputs.gpaw import gpaw_parameters
+    from ncmflow.inputs.settings import PAPER
+    from ncmflow.workflows.study import QUICK_DFT, QUICK_SCF
+
+    # the quick DFT check's own parameters (as its energy job makes them), the log's start moments
+    params = gpaw_parameters(atoms, PAPER, QUICK_DFT["dft_mode"], kpts=QUICK_DFT["dft_kpts"],
+                             convergence=QUICK_SCF, symmetry="off",
+                             magmoms=atoms.get_initial_magnetic_moments())
     if mixer is not None:
         params["mixer"] = mixer
     atoms = atoms.copy()
-    atoms.calc = GPAW(**params)
+    atoms.calc = GPAW(**params, txt=str(txt))
     started = time.perf_counter()
     energy = atoms.get_potential_energy()
     calc = atoms.calc
