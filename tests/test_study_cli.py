@@ -64,6 +64,10 @@ def test_redirected_output_shows_progress_lines(study_dir):
     steps = [line for line in lines if "NEB iteration" in line]
     assert steps and "max force" in steps[0]
     assert len(steps) < 100  # throttled: at most one line every few seconds per row
+    # the report's tables as written, every cell whole (rendered, rich cuts them to 80 columns)
+    table = [line for line in (study_dir["dir"] / "report" / "barriers.md").read_text().splitlines()
+             if line.startswith("| potential |")]
+    assert table and all(line in lines for line in table)
     assert get_store(study_dir["dir"] / "ncmflow_data").count() == study_dir["count"] == JOBS
     now = {p.name: p.read_bytes() for p in (study_dir["dir"] / "report").glob("barriers.*")}
     assert now == study_dir["reports"]

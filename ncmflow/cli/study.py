@@ -128,7 +128,7 @@ def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, m
         flow = saved_flow(job_store, config.key, lambda: study_flow(config))
         display = _run_saved(flow, job_store, where, config.key, (*rows, "compare"), workers)
         files = write_report(job_store, out, study=config.key)
-    console.print(display.summary(files["md"].read_text()))
+    display.show_summary(files["md"].read_text())
     for path in files.values():
         console.print(f"wrote {path}")
 
@@ -191,6 +191,6 @@ def _electronic_study(store: str | None, out: Path) -> None:
         flow = saved_flow(job_store, config.key, lambda: electronic_flow(config))
         display = _run_saved(flow, job_store, where, config.key, ("electronic",), workers=1)  # GPAW's BLAS
         files = write_electronic_report(load_electronic(job_store, config.key), out)
-    console.print(display.summary(files["md"].read_text()))
+    display.show_summary(files["md"].read_text())
     for path in files.values():
         console.print(f"wrote {path}")

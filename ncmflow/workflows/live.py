@@ -89,6 +89,10 @@ class StudyDisplay:
             self.live.__exit__(*exc)
         self._listening.__exit__(*exc)
 
-    @staticmethod
-    def summary(markdown: str) -> Markdown:
-        return Markdown(markdown)
+    def show_summary(self, markdown: str) -> None:
+        """The report's Markdown: rendered in a terminal; without one, as written (rich would fit
+        its tables to 80 columns and cut most cells to "…" in a log file)."""
+        if self.plain:
+            self.console.print(markdown, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self.console.print(Markdown(markdown))
