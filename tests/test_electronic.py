@@ -140,5 +140,9 @@ def test_analyze_electronic_regenerates_the_report_from_the_store(electronic_sto
     result = CliRunner().invoke(app, ["analyze", "electronic", "--store", folder, "--out", out])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["ni_index"] == 0
+    # no terminal here: the report's Markdown as written, tables whole (not fitted to 80 columns)
+    tables = [line for line in next((tmp_path / "r").glob("*.md")).read_text().splitlines()
+              if line.startswith("| ")]
+    assert tables and all(line in result.output.splitlines() for line in tables)
     empty = CliRunner().invoke(app, ["analyze", "electronic", "--store", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and "no complete electronic study" in empty.output

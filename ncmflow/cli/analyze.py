@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from ncmflow.cli.utils import EngineFilterOption, NcmflowTyper, StoreOption, UserError, console, out_option
+from ncmflow.cli.utils import (
+    EngineFilterOption,
+    NcmflowTyper,
+    StoreOption,
+    UserError,
+    console,
+    out_option,
+    print_markdown,
+)
 
 app = NcmflowTyper()
 analyze_app = NcmflowTyper(help="Analyse finished calculations (never runs one).", no_args_is_help=True)
@@ -61,13 +69,11 @@ def analyze_electronic(
     For results collected from a cluster (`ncmflow collect`); reads the density cubes where
     the jobs wrote them. Example: `ncmflow analyze electronic -o report/electronic`
     """
-    from rich.markdown import Markdown
-
     from ncmflow.analysis.electronic import load_electronic, write_electronic_report
     from ncmflow.workflows.store import get_store
 
     files = write_electronic_report(load_electronic(get_store(store), study), out)
-    console.print(Markdown(files["md"].read_text()))
+    print_markdown(files["md"].read_text())
     for path in files.values():
         console.print(f"wrote {path}")
 

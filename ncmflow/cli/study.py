@@ -25,6 +25,7 @@ from ncmflow.cli.utils import (
     console,
     err,
     out_option,
+    print_markdown,
 )
 
 app = NcmflowTyper()
@@ -126,9 +127,9 @@ def _study(engine: str, quick: bool, models: str, hop: str, sites: int | None, m
                  for k in range(config.site_count(m)))
     with study_lock(where, config.key, waiting=_say_waiting):
         flow = saved_flow(job_store, config.key, lambda: study_flow(config))
-        display = _run_saved(flow, job_store, where, config.key, (*rows, "compare"), workers)
+        _run_saved(flow, job_store, where, config.key, (*rows, "compare"), workers)
         files = write_report(job_store, out, study=config.key)
-    display.show_summary(files["md"].read_text())
+    print_markdown(files["md"].read_text())
     for path in files.values():
         console.print(f"wrote {path}")
 
@@ -156,14 +157,14 @@ def study_config(engine: str, quick: bool, models: str | None, hop: str, sites: 
 
 
 def _run_saved(flow: Any, job_store: Any, where: Any, key: str, rows: tuple[str, ...],
-               workers: int | None = None) -> Any:
+               workers: int | None = None) -> None:
     """Run a saved flow under the live display; a failed job is a user error, results are kept."""
     from ncmflow.workflows.live import StudyDisplay
     from ncmflow.workflows.parallel import default_workers
     from ncmflow.workflows.runner import JobFailed, run_flow
 
     try:
-        with StudyDisplay(console, rows) as display:
+        with StudyDisplay(console, rows):
             status = run_flow(flow, job_store, where.run_dir,
                               workers=workers or default_workers(str(where)))
     except JobFailed as exc:
@@ -171,7 +172,6 @@ def _run_saved(flow: Any, job_store: Any, where: Any, key: str, rows: tuple[str,
     counts = {state: sum(v == state for v in status.values()) for state in ("ran", "reused", "stopped")}
     stopped = f", {counts['stopped']} stopped by an upstream job" if counts["stopped"] else ""
     console.print(f"\n{counts['ran']} jobs ran, {counts['reused']} reused from the store{stopped} ({key})")
-    return display
 
 
 def _electronic_study(store: str | None, out: Path) -> None:
@@ -189,8 +189,8 @@ def _electronic_study(store: str | None, out: Path) -> None:
     job_store = get_store(where)
     with study_lock(where, config.key, waiting=_say_waiting):
         flow = saved_flow(job_store, config.key, lambda: electronic_flow(config))
-        display = _run_saved(flow, job_store, where, config.key, ("electronic",), workers=1)  # GPAW's BLAS
+        _run_saved(flow, job_store, where, config.key, ("electronic",), workers=1)  # GPAW's BLAS
         files = write_electronic_report(load_electronic(job_store, config.key), out)
-    display.show_summary(files["md"].read_text())
+    print_markdown(files["md"].read_text())
     for path in files.values():
         console.print(f"wrote {path}")

@@ -124,6 +124,17 @@ class NcmflowGroup(TyperGroup):
             report(exc, debug=bool(ctx.params.get("debug")))
 
 
+def print_markdown(text: str) -> None:
+    """A report's Markdown: rendered in a terminal; redirected, as written (rich would fit its
+    tables to 80 columns and cut most cells to "…" in a log file)."""
+    if console.is_terminal:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def check_parent(path: Path) -> None:
     """An output path's folder must exist (we create the last level, never a whole tree)."""
     if not path.parent.is_dir():

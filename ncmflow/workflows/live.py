@@ -7,7 +7,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rich.markdown import Markdown
 from rich.table import Table
 
 from ncmflow.workflows import progress
@@ -88,11 +87,3 @@ class StudyDisplay:
         if not self.plain:
             self.live.__exit__(*exc)
         self._listening.__exit__(*exc)
-
-    def show_summary(self, markdown: str) -> None:
-        """The report's Markdown: rendered in a terminal; without one, as written (rich would fit
-        its tables to 80 columns and cut most cells to "…" in a log file)."""
-        if self.plain:
-            self.console.print(markdown, markup=False, highlight=False, soft_wrap=True)
-        else:
-            self.console.print(Markdown(markdown))
